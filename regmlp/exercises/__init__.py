@@ -8,6 +8,15 @@ so on) and are re-exported here, so a notebook writes
 line when it is right.
 """
 
+from . import (
+    ch00_overfitting,
+    ch01_weight_decay,
+    ch02_dropout,
+    ch03_early_stopping,
+    ch04_layernorm,
+    ch05_residual,
+    ch06_putting_it_together,
+)
 from ._common import assert_close, passed, run_learner_code
 from .ch00_overfitting import *  # noqa: F403
 from .ch01_weight_decay import *  # noqa: F403
@@ -17,4 +26,9 @@ from .ch04_layernorm import *  # noqa: F403
 from .ch05_residual import *  # noqa: F403
 from .ch06_putting_it_together import *  # noqa: F403
 
-__all__ = ["assert_close", "passed", "run_learner_code"]
+CHAPTER_MODULES = (ch00_overfitting, ch01_weight_decay, ch02_dropout, ch03_early_stopping,
+                   ch04_layernorm, ch05_residual, ch06_putting_it_together)
+
+__all__ = ["assert_close", "passed", "run_learner_code", "CHAPTER_MODULES"]
+for _module in CHAPTER_MODULES:
+    __all__ += _module.__all__
