@@ -1,0 +1,114 @@
+# Regularization from Scratch: build the book and run the tests.
+#
+#   make book    set up .venv and MathJax, execute the chapters, build _build/html
+#   make test    set up .venv, run the tests, nbval over the chapters, ruff
+#
+# Both set themselves up from a fresh clone (Python 3.11, make and npm).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+PIP_VERSION := 26.3
+TORCH_VERSION := 2.13.0
+
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+# Run the venv's tools (and the notebook kernels they start) first on PATH.
+RUN := PATH="$(BIN):$$PATH" PYDEVD_DISABLE_FILE_VALIDATION=1 JUPYTER_PLATFORM_DIRS=1
+
+# The local MathJax copy: fetched from the npm package pinned in
+# package-lock.json and copied into a folder that _config.yml lists in
+# html_static_path (Sphinx copies it to _build/html/_static/mathjax/).
+MATHJAX_NPM := node_modules/mathjax/es5
+MATHJAX_DIR := _build/mathjax-static/mathjax
+
+.PHONY: help venv mathjax book test chromium strip bench clean distclean
+
+help:
+	@echo "make book       build the book into _build/html (open _build/html/index.html)"
+	@echo "make test       run the tests, the chapters under nbval, and ruff"
+	@echo "make venv       create .venv with the package and its [test] extra"
+	@echo "make chromium   install Debian's chromium for the browser test (root)"
+	@echo "make strip      remove outputs from chapters/*.ipynb before committing"
+	@echo "make bench      install torch $(TORCH_VERSION) and run benchmarks/bench.py"
+	@echo "make clean      remove _build and caches; 'make distclean' also .venv, node_modules"
+
+# --- environment -----------------------------------------------------------
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade "pip==$(PIP_VERSION)"
+	$(VENV)/bin/python -m pip install -c constraints.txt -e ".[test]"
+	touch $@
+
+mathjax: $(MATHJAX_DIR)/tex-mml-chtml.js
+
+$(MATHJAX_NPM)/tex-mml-chtml.js: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed to fetch MathJax (apt-get install npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# tex-mml-chtml.js with what it loads on demand: its fonts, the TeX
+# extensions (autoload), the menu's accessibility parts and speech rules.
+$(MATHJAX_DIR)/tex-mml-chtml.js: $(MATHJAX_NPM)/tex-mml-chtml.js
+	rm -rf $(MATHJAX_DIR)
+	mkdir -p $(MATHJAX_DIR)/output $(MATHJAX_DIR)/input/tex
+	cp -r $(MATHJAX_NPM)/output/chtml $(MATHJAX_DIR)/output/
+	cp -r $(MATHJAX_NPM)/input/tex/extensions $(MATHJAX_DIR)/input/tex/
+	cp -r $(MATHJAX_NPM)/a11y $(MATHJAX_NPM)/sre $(MATHJAX_NPM)/ui $(MATHJAX_DIR)/
+	cp $(MATHJAX_NPM)/tex-mml-chtml.js $@
+
+# --- the book ---------------------------------------------------------------
+
+# -W: every warning is an error; -n: every broken reference is one;
+# _config.yml sets execute.raise_on_error, so a cell that raises fails the build.
+book: venv mathjax
+	$(RUN) jupyter-book build . -W -n --keep-going
+	@if grep -rl "cdn.jsdelivr.net/npm/mathjax" _build/html --include=*.html >/dev/null; then \
+	  echo "error: the built HTML loads MathJax from a CDN"; exit 1; fi
+	@echo "Book built: open _build/html/index.html"
+
+# --- tests -----------------------------------------------------------------
+
+# One pytest run: the tests in tests/ and, with --nbval, every chapter notebook
+# (executed in this environment, loadfile keeps a notebook on one worker).
+# The book is built first: tests/test_browser.py reads _build/html.
+# ruff runs too; the target fails if either fails.
+test: venv book
+	@status=0; \
+	$(RUN) ruff check . || status=1; \
+	$(RUN) python -m pytest -n 2 --dist loadfile --nbval --nbval-current-env tests chapters || status=1; \
+	exit $$status
+
+# Debian's Chromium, for tests/test_browser.py (Playwright drives it; no
+# browser is downloaded). Needs root and apt-get; a no-op if it is there.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else echo "install Chromium (Debian package chromium) to run tests/test_browser.py"; exit 1; fi
+
+# --- helpers ---------------------------------------------------------------
+
+strip: venv
+	$(RUN) python tools/strip_outputs.py chapters/*.ipynb
+
+# torch is installed on its own (it is not in constraints.txt), pinned.
+bench: venv
+	$(RUN) python -m pip install "torch==$(TORCH_VERSION)"
+	$(RUN) python -m pip install -c constraints.txt -e ".[bench]"
+	$(RUN) python benchmarks/bench.py
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -not -path "./.venv/*" -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) node_modules

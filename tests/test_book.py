@@ -1,0 +1,140 @@
+"""Book consistency: the chapter files, the table of contents and the bibliography agree.
+
+These are fast checks on the sources; executing the chapters is nbval's job (`make test`)
+and the book build's (`make book`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ROOT / "chapters"
+NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
+PAGES = sorted(p for p in CHAPTERS.iterdir() if p.suffix in {".ipynb", ".md"})
+BIB = CHAPTERS / "references.bib"
+
+# The works DESIGN.md §4 names, and the others the chapters cite.
+REQUIRED_KEYS = {
+    "krogh1992simple", "loshchilov2019decoupled", "srivastava2014dropout",
+    "prechelt1998early", "ba2016layer", "he2016deep", "goodfellow2016deep",
+    "decock2011ames", "kingma2015adam", "gal2016dropout", "xiong2020layer",
+    "bishop1995training", "tibshirani1996regression", "zhang2023dive",
+}
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def toc_files() -> list[str]:
+    """Every document of _toc.yml (root included), without suffix, in order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    assert toc.get("format") == "jb-book", "_toc.yml must use format: jb-book"
+    files = [toc["root"]]
+
+    def walk(items):
+        for item in items or []:
+            if "file" in item:
+                files.append(item["file"])
+            walk(item.get("sections"))
+            walk(item.get("chapters"))
+
+    for part in toc.get("parts") or []:
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return [re.sub(r"\.(ipynb|md)$", "", f) for f in files]
+
+
+def read_notebook(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_toc_lists_exactly_the_chapter_files():
+    listed = toc_files()
+    duplicates = sorted({f for f in listed if listed.count(f) > 1})
+    assert not duplicates, f"_toc.yml lists these more than once: {duplicates}"
+    on_disk = {rel(p.with_suffix("")) for p in PAGES}
+    stems = [rel(p.with_suffix("")) for p in PAGES]
+    clashing = sorted({s for s in stems if stems.count(s) > 1})
+    assert not clashing, f"both a .md and an .ipynb exist for {clashing}"
+    missing_files = sorted(set(listed) - on_disk)
+    not_listed = sorted(on_disk - set(listed))
+    assert not missing_files, f"_toc.yml lists files that do not exist: {missing_files}"
+    assert not not_listed, f"chapters/ has pages that _toc.yml does not list: {not_listed}"
+    assert listed[0] == "chapters/intro", "the book's root page is chapters/intro"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_committed_without_outputs(path):
+    nb = read_notebook(path)
+    dirty = [
+        i for i, cell in enumerate(nb["cells"])
+        if cell["cell_type"] == "code"
+        and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{path.name}: code cells {dirty} have outputs or an execution count; "
+        "run `make strip` before committing"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_kernel_is_python3(path):
+    nb = read_notebook(path)
+    kernelspec = nb.get("metadata", {}).get("kernelspec", {})
+    assert kernelspec.get("name") == "python3", (
+        f"{path.name}: kernelspec name is {kernelspec.get('name')!r}, expected 'python3'"
+    )
+    assert kernelspec.get("language", "python") == "python"
+
+
+def bib_keys() -> list[str]:
+    return re.findall(r"^@\w+\{([^,\s]+),", BIB.read_text(encoding="utf-8"), flags=re.M)
+
+
+def test_bibliography_has_the_required_entries_once():
+    keys = bib_keys()
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    assert not duplicates, f"references.bib defines these keys twice: {duplicates}"
+    assert REQUIRED_KEYS <= set(keys), f"missing: {sorted(REQUIRED_KEYS - set(keys))}"
+
+
+def test_bibliography_parses():
+    pybtex_database = pytest.importorskip("pybtex.database")
+    data = pybtex_database.parse_file(str(BIB), bib_format="bibtex")
+    for key, entry in data.entries.items():
+        assert entry.persons.get("author"), f"{key} has no author"
+        assert "title" in entry.fields and "year" in entry.fields, f"{key} lacks title or year"
+
+
+def page_text(path: Path) -> str:
+    if path.suffix == ".md":
+        return path.read_text(encoding="utf-8")
+    nb = read_notebook(path)
+    return "\n".join(
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in nb["cells"] if c["cell_type"] == "markdown"
+    )
+
+
+@pytest.mark.parametrize("path", PAGES, ids=[p.name for p in PAGES])
+def test_citations_resolve_on_their_own_page(path):
+    text = page_text(path)
+    cited = {
+        re.sub(r"\{[^}]*\}", "", key).strip()  # drop {pre}/{post} text
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text)
+        for key in group.split(",")
+    }
+    unknown = sorted(cited - set(bib_keys()))
+    assert not unknown, f"{path.name} cites keys not in references.bib: {unknown}"
+    if cited:
+        assert "{bibliography}" in text, f"{path.name} cites works but has no {{bibliography}}"
+        assert ":filter: docname in docnames" in text, (
+            f"{path.name}: its {{bibliography}} needs ':filter: docname in docnames'"
+        )
