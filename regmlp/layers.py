@@ -153,7 +153,8 @@ class Layer:
         params = dict(self.named_parameters())
         missing, unexpected = sorted(set(params) - set(state)), sorted(set(state) - set(params))
         if missing or unexpected:
-            raise ValueError(f"state has the wrong keys: missing {missing}, unexpected {unexpected}")
+            raise ValueError(f"state has the wrong keys: missing {missing}, "
+                             f"unexpected {unexpected}")
         for name, p in params.items():
             value = as_array(state[name], f"state[{name!r}]")
             if value.shape != p.value.shape:
@@ -311,6 +312,7 @@ class ReLU(Layer):
         self._mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = as_array(x, "x")
         out = np.maximum(x, 0)
         self._mask = out > 0
         return out
@@ -359,10 +361,10 @@ class Dropout(Layer):
         self._dropped = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = as_array(x, "x")
         self._dropped = self.training and self.p > 0
         if not self._dropped:
             return x
-        x = np.asarray(x)
         dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
         self.mask = self.rng.random(x.shape, dtype=dtype) >= self.p
         return x * self.mask * dtype.type(self._scale)

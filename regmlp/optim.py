@@ -22,7 +22,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ._checks import check_number
-from .layers import Parameter
+from .layers import Layer, Parameter
 
 __all__ = ["Optimizer", "SGD", "SGDW", "Adam", "AdamW"]
 
@@ -41,8 +41,9 @@ class Optimizer:
     """
 
     def __init__(self, params: Iterable[Parameter], lr: float, weight_decay: float) -> None:
-        if isinstance(params, Parameter) or not isinstance(params, Iterable):
-            raise TypeError("params must be a list of Parameter (e.g. model.parameters())")
+        if isinstance(params, (Parameter, Layer)) or not isinstance(params, Iterable):
+            raise TypeError("params must be a list of Parameter (e.g. model.parameters()), "
+                            f"got {type(params).__name__}")
         self.params = list(params)
         for i, p in enumerate(self.params):
             if not isinstance(p, Parameter):

@@ -74,7 +74,8 @@ class L2(Penalty):
 
 
 class L1(Penalty):
-    r"""Lasso penalty :math:`\lambda\sum|\theta|`, subgradient :math:`\lambda\,\mathrm{sign}(\theta)`.
+    r"""Lasso penalty :math:`\lambda\sum|\theta|`, subgradient
+    :math:`\lambda\,\mathrm{sign}(\theta)` (0 at 0).
 
     Examples
     --------

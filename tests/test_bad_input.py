@@ -1,0 +1,171 @@
+"""Wrong calls fail early, with the right exception and a message that names the argument.
+
+DESIGN.md section 3: bad input gets a clear ``ValueError``/``TypeError`` that
+names the argument and what was expected -- never a raw NumPy error from deep
+inside, and never a silent wrong answer. Each row below is one wrong call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from regmlp.gradcheck import check_gradients, numerical_gradient, rel_error
+from regmlp.layers import Dense, Dropout, LayerNorm, Parameter, ReLU, Residual, Sequential
+from regmlp.losses import MSE
+from regmlp.optim import SGD, SGDW, Adam, AdamW
+from regmlp.penalties import L1, L2
+
+NAN, INF = float("nan"), float("inf")
+
+
+def params():
+    return [Parameter(np.ones(3))]
+
+
+def model():
+    return Sequential(Dense(3, 4, rng=0), ReLU(), Dense(4, 1, rng=1))
+
+
+def state_without(key):
+    state = model().state_dict()
+    del state[key]
+    return state
+
+
+def state_with(key, value):
+    return {**model().state_dict(), key: value}
+
+
+def call(layer, x):
+    return lambda: layer(x)
+
+
+CASES = [
+    # --- layers: shapes --------------------------------------------------------------
+    ("dense-wrong-width", call(Dense(3, 2, rng=0), np.ones((4, 5))),
+     ValueError, r"Dense\(3, 2.*expects x of shape \(batch, 3\), got \(4, 5\)"),
+    ("dense-1d-input", call(Dense(3, 2, rng=0), np.ones(3)),
+     ValueError, r"Dense.*expects x of shape \(batch, 3\)"),
+    ("dense-3d-input", call(Dense(3, 2, rng=0), np.ones((2, 2, 3))),
+     ValueError, r"expects x of shape"),
+    ("layernorm-dim-mismatch", call(LayerNorm(4), np.ones((2, 5))),
+     ValueError, r"LayerNorm\(4.*expects x with last axis 4, got shape \(2, 5\)"),
+    ("residual-shape-mismatch", call(Residual(Dense(4, 3, rng=0)), np.ones((2, 4))),
+     ValueError, r"Residual block must keep the shape of its input"),
+    # --- layers: dtypes --------------------------------------------------------------
+    ("dense-string-input", call(Dense(2, 2, rng=0), np.array([["a", "b"]])),
+     TypeError, r"x must be a numeric"),
+    ("dense-bool-input", call(Dense(2, 2, rng=0), np.ones((3, 2), dtype=bool)),
+     TypeError, r"x must be a numeric.*got dtype bool"),
+    ("dense-object-input", call(Dense(2, 2, rng=0), np.array([[1.0, None]], dtype=object)),
+     TypeError, r"x must be a numeric.*got dtype object"),
+    ("relu-string-input", call(ReLU(), np.array(["a"])), TypeError, r"x must be a numeric"),
+    ("relu-bool-input", call(ReLU(), np.array([True, False])),
+     TypeError, r"x must be a numeric.*bool"),
+    ("dropout-string-input", call(Dropout(0.5, rng=0), np.array(["a", "b"])),
+     TypeError, r"x must be a numeric"),
+    ("layernorm-object-input", call(LayerNorm(2), np.array([[1, None]], dtype=object)),
+     TypeError, r"x must be a numeric"),
+    ("parameter-string", lambda: Parameter(np.array(["a"])), TypeError, r"value must be a numeric"),
+    ("parameter-bool", lambda: Parameter(np.array([True])), TypeError, r"value must be a numeric"),
+    # --- layers: constructor arguments ---------------------------------------------
+    ("dense-n_in-zero", lambda: Dense(0, 3), ValueError, r"n_in must be a positive integer"),
+    ("dense-n_out-negative", lambda: Dense(3, -1), ValueError, r"n_out must be a positive"),
+    ("dense-n_in-float", lambda: Dense(2.5, 3), ValueError, r"n_in must be a positive integer"),
+    ("dense-int-dtype", lambda: Dense(2, 3, dtype=np.int64), TypeError, r"dtype must be a float"),
+    ("dense-bad-rng", lambda: Dense(2, 3, rng="seed"), TypeError, r"rng must be a numpy"),
+    ("dropout-p-one", lambda: Dropout(1.0), ValueError, r"p must be in \[0, 1\), got 1"),
+    ("dropout-p-negative", lambda: Dropout(-0.1), ValueError, r"p must be in \[0, 1\)"),
+    ("dropout-p-nan", lambda: Dropout(NAN), ValueError, r"p must be finite"),
+    ("dropout-p-string", lambda: Dropout("0.5"), TypeError, r"p must be a real number"),
+    ("dropout-bad-rng", lambda: Dropout(0.5, rng=1.5), TypeError, r"rng must be a numpy"),
+    ("layernorm-dim-zero", lambda: LayerNorm(0), ValueError, r"dim must be a positive integer"),
+    ("layernorm-eps-negative", lambda: LayerNorm(3, eps=-1.0), ValueError, r"eps must be in"),
+    ("residual-not-a-layer", lambda: Residual(np.ones(3)), TypeError, r"block must be a Layer"),
+    ("sequential-not-a-layer", lambda: Sequential(Dense(2, 2, rng=0), "relu"),
+     TypeError, r"layers\[1\] must be a Layer, got str"),
+    # --- state dicts -----------------------------------------------------------------
+    ("state-missing-key", lambda: model().load_state_dict(state_without("2.bias")),
+     ValueError, r"state has the wrong keys: missing \['2.bias'\]"),
+    ("state-extra-key", lambda: model().load_state_dict(state_with("3.weight", np.ones(2))),
+     ValueError, r"unexpected \['3.weight'\]"),
+    ("state-wrong-shape", lambda: model().load_state_dict(state_with("0.weight", np.ones((4, 3)))),
+     ValueError, r"state\['0.weight'\] has shape \(4, 3\), expected \(3, 4\)"),
+    ("state-string-values",
+     lambda: model().load_state_dict(state_with("2.bias", np.array(["x"]))),
+     TypeError, r"state\['2.bias'\] must be a numeric"),
+    ("state-not-a-dict", lambda: model().load_state_dict([("0.weight", np.ones((3, 4)))]),
+     TypeError, r"state must be a dict"),
+    # --- losses --------------------------------------------------------------------------
+    ("mse-n-vs-n1", lambda: MSE().forward(np.ones((5, 1)), np.ones(5)),
+     ValueError, r"target must have the shape of pred \(5, 1\), got \(5,\)"),
+    ("mse-n1-vs-n", lambda: MSE().forward(np.ones(5), np.ones((5, 1))),
+     ValueError, r"target must have the shape of pred"),
+    ("mse-string-pred", lambda: MSE().forward(np.array(["a"]), np.ones(1)),
+     TypeError, r"pred must be a numeric"),
+    ("mse-bool-target", lambda: MSE().forward(np.ones(2), np.array([True, False])),
+     TypeError, r"target must be a numeric"),
+    # --- optimizers ---------------------------------------------------------------------
+    ("sgd-lr-negative", lambda: SGD(params(), lr=-1), ValueError, r"lr must be in \[0, inf\)"),
+    ("sgd-lr-inf", lambda: SGD(params(), lr=INF), ValueError, r"lr must be finite"),
+    ("sgd-lr-nan", lambda: SGD(params(), lr=NAN), ValueError, r"lr must be finite"),
+    ("sgdw-lr-string", lambda: SGDW(params(), lr="0.1"), TypeError, r"lr must be a real number"),
+    ("sgd-weight_decay-negative", lambda: SGD(params(), lr=0.1, weight_decay=-1),
+     ValueError, r"weight_decay must be in \[0, inf\)"),
+    ("adamw-weight_decay-inf", lambda: AdamW(params(), weight_decay=INF),
+     ValueError, r"weight_decay must be finite"),
+    ("sgd-momentum-negative", lambda: SGD(params(), lr=0.1, momentum=-0.5),
+     ValueError, r"momentum must be in \[0, inf\)"),
+    ("sgdw-momentum-nan", lambda: SGDW(params(), lr=0.1, momentum=NAN),
+     ValueError, r"momentum must be finite"),
+    ("adam-eps-negative", lambda: Adam(params(), eps=-1), ValueError, r"eps must be in \[0, inf\)"),
+    ("adam-beta1-one", lambda: Adam(params(), betas=(1.0, 0.9)),
+     ValueError, r"betas\[0\] must be in \[0, 1\), got 1"),
+    ("adamw-beta2-negative", lambda: AdamW(params(), betas=(0.9, -0.1)),
+     ValueError, r"betas\[1\] must be in \[0, 1\)"),
+    ("adam-betas-one-value", lambda: Adam(params(), betas=(0.9,)),
+     ValueError, r"betas must be a pair"),
+    ("adam-betas-float", lambda: Adam(params(), betas=0.9), ValueError, r"betas must be a pair"),
+    ("optimizer-empty-params", lambda: SGD([], lr=0.1), ValueError, r"params is empty"),
+    ("optimizer-non-parameter", lambda: Adam([np.ones(3)]),
+     TypeError, r"params\[0\] must be a Parameter, got ndarray"),
+    ("optimizer-single-parameter", lambda: SGD(Parameter(np.ones(3)), lr=0.1),
+     TypeError, r"params must be a list of Parameter"),
+    ("optimizer-model-not-parameters", lambda: AdamW(model()),
+     TypeError, r"params must be a list of Parameter \(e.g. model.parameters\(\)\), got Seq"),
+    # --- penalties --------------------------------------------------------------------
+    ("l2-lam-negative", lambda: L2(-1.0), ValueError, r"lam must be in \[0, inf\)"),
+    ("l1-lam-nan", lambda: L1(NAN), ValueError, r"lam must be finite"),
+    ("l2-lam-string", lambda: L2("0.1"), TypeError, r"lam must be a real number"),
+    ("l2-non-parameter", lambda: L2(0.1).loss([np.ones(3)]),
+     TypeError, r"params\[0\] must be a Parameter"),
+    # --- gradient checks ---------------------------------------------------------------
+    ("numgrad-int-x", lambda: numerical_gradient(lambda v: 0.0, np.arange(3)),
+     TypeError, r"x must be a floating-point numpy array"),
+    ("numgrad-list-x", lambda: numerical_gradient(lambda v: 0.0, [1.0, 2.0]),
+     TypeError, r"x must be a floating-point numpy array"),
+    ("rel_error-shapes", lambda: rel_error(np.ones(3), np.ones((3, 1))),
+     ValueError, r"a and b must have the same shape"),
+    ("check_gradients-not-a-layer", lambda: check_gradients(lambda x: x, np.ones((2, 2))),
+     TypeError, r"model must be a Layer"),
+    ("check_gradients-string-x", lambda: check_gradients(Dense(2, 2, rng=0), np.array([["a"]])),
+     TypeError, r"x must be a numeric"),
+    ("check_gradients-bad-rng", lambda: check_gradients(Dense(2, 2, rng=0), np.ones((1, 2)),
+                                                        rng="r"),
+     TypeError, r"rng must be a numpy"),
+]
+
+
+@pytest.mark.parametrize("call, exc, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_clearly(call, exc, message):
+    with pytest.raises(exc, match=message) as info:
+        call()
+    # our own exception, not NumPy's (UFuncTypeError and friends subclass TypeError)
+    assert type(info.value) is exc
+
+
+def test_the_table_is_large_and_ids_are_unique():
+    assert len(CASES) >= 25
+    ids = [c[0] for c in CASES]
+    assert len(set(ids)) == len(ids)
