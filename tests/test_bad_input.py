@@ -157,6 +157,68 @@ CASES = [
 ]
 
 
+# --- training, callbacks and data (other modules; imported lazily inside each call) ----------
+
+
+def fit_with(train, **kwargs):
+    from regmlp.training import fit
+
+    net = Sequential(Dense(3, 1, rng=0))
+    options = dict(loss=MSE(), optimizer=SGD(net.parameters(), lr=0.1), epochs=1, progress=False)
+    return fit(net, train, **{**options, **kwargs})
+
+
+def with_nan(a):
+    a = np.array(a, dtype=float)
+    a.flat[0] = np.nan
+    return a
+
+
+def early_stopping(**kwargs):
+    from regmlp.callbacks import EarlyStopping
+
+    return EarlyStopping(**kwargs)
+
+
+def house_prices(**kwargs):
+    from regmlp.data import load_house_prices
+
+    return load_house_prices(**kwargs)
+
+
+X, Y = np.ones((4, 3)), np.ones((4, 1))
+
+CASES += [
+    ("fit-nan-x", lambda: fit_with((with_nan(X), Y)),
+     ValueError, r"train x must be finite.*1 NaN"),
+    ("fit-inf-valid-y", lambda: fit_with((X, Y), valid=(X, np.full((4, 1), np.inf))),
+     ValueError, r"valid y must be finite"),
+    ("fit-y-1d", lambda: fit_with((X, np.ones(4))),
+     ValueError, r"train y must have shape \(n, 1\).*got \(4,\)"),
+    ("fit-string-x", lambda: fit_with((np.full((4, 3), "a"), Y)),
+     TypeError, r"train x must be a numeric"),
+    ("fit-train-not-a-pair", lambda: fit_with(X), TypeError, r"train must be an \(x, y\) pair"),
+    ("fit-epochs-negative", lambda: fit_with((X, Y), epochs=-1),
+     ValueError, r"epochs must be a positive integer"),
+    ("fit-batch_size-zero", lambda: fit_with((X, Y), batch_size=0),
+     ValueError, r"batch_size must be a positive integer"),
+    ("earlystopping-mode-auto", lambda: early_stopping(mode="auto"),
+     ValueError, r"mode must be 'min' or 'max', got 'auto'"),
+    ("earlystopping-patience-negative", lambda: early_stopping(patience=-1),
+     ValueError, r"patience must be a non-negative integer"),
+    ("earlystopping-min_delta-negative", lambda: early_stopping(min_delta=-0.1),
+     ValueError, r"min_delta must be in \[0, inf\)"),
+    ("data-fractions-sum", lambda: house_prices(fractions=(0.5, 0.5, 0.5)),
+     ValueError, r"fractions must sum to 1"),
+    ("data-target-unknown", lambda: house_prices(target="dollars"),
+     ValueError, r"target must be .log. or .raw."),
+    # a missing file is the one row that is not a ValueError/TypeError: the
+    # standard FileNotFoundError, with a message that says which path was tried
+    ("data-missing-csv", lambda: house_prices(path="missing.csv"),
+     FileNotFoundError, r"not found.*missing\.csv"),
+]
+
+
 @pytest.mark.parametrize("call, exc, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_refused_clearly(call, exc, message):
     with pytest.raises(exc, match=message) as info:
