@@ -27,7 +27,7 @@ import pandas as pd
 
 from ._checks import as_array
 
-__all__ = ["Split", "Splits", "RawSplits", "load_house_prices"]
+__all__ = ["Split", "Splits", "RawSplits", "CSVNotFoundError", "load_house_prices"]
 
 TARGET = "Sale_Price"
 CSV_NAME = "ames_numeric.csv"
@@ -174,8 +174,9 @@ def load_house_prices(
         If ``fractions`` are not three positive numbers summing to 1 (or leave a
         split empty), ``target`` is unknown, or the CSV is malformed (empty,
         no ``Sale_Price``, a non-numeric column, a missing or infinite value).
-    FileNotFoundError
-        If the CSV does not exist.
+    CSVNotFoundError
+        If the CSV does not exist; it is both a ``FileNotFoundError`` and a
+        ``ValueError``, so either ``except`` clause catches it.
 
     Examples
     --------
@@ -252,6 +253,10 @@ def _default_csv() -> tuple[Path, list[Path]]:
     return checkout, tried
 
 
+class CSVNotFoundError(FileNotFoundError, ValueError):
+    """The house-price CSV is missing: a missing file and a bad ``path`` argument at once."""
+
+
 def _read_csv(path: str | PathLike[str] | None) -> tuple[pd.DataFrame, Path]:
     """Read the CSV into a DataFrame, with errors that name the file."""
     if path is None:
@@ -265,7 +270,7 @@ def _read_csv(path: str | PathLike[str] | None) -> tuple[pd.DataFrame, Path]:
     if not source.is_file():
         where = " or ".join(str(p) for p in tried)
         hint = f"; {REGENERATE}" if path is None else ""
-        raise FileNotFoundError(f"house-price CSV not found: looked for {where}{hint}")
+        raise CSVNotFoundError(f"house-price CSV not found: looked for {where}{hint}")
     try:
         return pd.read_csv(source), source
     except (ValueError, UnicodeDecodeError) as err:  # empty file, ragged rows, ...

@@ -212,10 +212,9 @@ CASES += [
      ValueError, r"fractions must sum to 1"),
     ("data-target-unknown", lambda: house_prices(target="dollars"),
      ValueError, r"target must be .log. or .raw."),
-    # a missing file is the one row that is not a ValueError/TypeError: the
-    # standard FileNotFoundError, with a message that says which path was tried
+    # a missing file raises CSVNotFoundError, both a ValueError and a FileNotFoundError
     ("data-missing-csv", lambda: house_prices(path="missing.csv"),
-     FileNotFoundError, r"not found.*missing\.csv"),
+     ValueError, r"not found.*missing\.csv"),
 ]
 
 

@@ -297,8 +297,9 @@ def test_path_must_be_a_path():
 
 def test_missing_file_names_the_path(tmp_path):
     missing = tmp_path / "nope.csv"
-    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
+    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))) as info:
         load_house_prices(path=missing)
+    assert isinstance(info.value, ValueError), "a missing CSV is also a ValueError (bad path)"
 
 
 def test_missing_default_file_says_where_and_how_to_regenerate(monkeypatch):
