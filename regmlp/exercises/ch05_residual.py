@@ -1,3 +1,263 @@
-"""Checkers for the exercises of chapter ch05_residual."""
+r"""Checkers for the exercises of chapter 5, residual connections.
 
-__all__: list[str] = []
+* :func:`check_residual` -- ``residual_forward(x, block)`` and
+  ``residual_backward(grad_out, block)``: :math:`y = x + f(x)` and
+  :math:`\partial L/\partial x = G + f'(x)^\top G`;
+* :func:`check_dense_gradient_norms` -- ``dense_gradient_norms(model)``: the norm
+  of every Dense layer's weight gradient, first layer first, Dense layers inside
+  ``Residual`` blocks included;
+* :func:`check_pre_ln_block` -- ``pre_ln_block(dim, hidden, rng)``: a pre-LN
+  residual block :math:`x + W_2\,\mathrm{relu}(W_1\,\mathrm{LN}(x) + b_1) + b_2`.
+
+The references are computed here from ``regmlp``'s tested layers (a fresh
+copy of the same block), not from the learner's code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..layers import Dense, Layer, LayerNorm, ReLU, Residual, Sequential
+from ._common import assert_close, passed, run_learner_code
+
+__all__ = ["check_residual", "check_dense_gradient_norms", "check_pre_ln_block"]
+
+
+# -- residual forward and backward --------------------------------------------------
+
+def _block(seed: int) -> Sequential:
+    rng = np.random.default_rng(seed)
+    return Sequential(Dense(4, 6, rng=rng), ReLU(), Dense(6, 4, rng=rng))
+
+
+def check_residual(residual_forward: Callable[..., np.ndarray],
+                   residual_backward: Callable[..., np.ndarray]) -> None:
+    r"""Check ``residual_forward(x, block)`` and ``residual_backward(grad_out, block)``.
+
+    ``block`` is a ``regmlp`` layer. The forward pass returns ``x + block(x)``;
+    the backward pass (called after the forward pass on the same block) returns
+    ``grad_out + block.backward(grad_out)``, which also leaves the block's
+    parameter gradients accumulated exactly once.
+    """
+    rng = np.random.default_rng(505)
+    x = rng.standard_normal((3, 4))
+    grad_out = rng.standard_normal((3, 4))
+    block, ref_block = _block(5), _block(5)
+
+    what = "residual_forward(x, block)"
+    y = run_learner_code(residual_forward, x.copy(), block, what=what)
+    fx = ref_block.forward(x)
+    expected_y = x + fx
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape == x.shape and not np.allclose(y, expected_y):
+        if np.allclose(y, fx):
+            raise AssertionError(f"{what} returned block(x) alone: the identity path is "
+                                 "missing. Return x + block.forward(x).")
+        if np.allclose(y, x):
+            raise AssertionError(f"{what} returned x unchanged: add the block's output, "
+                                 "x + block.forward(x).")
+    assert_close(y, expected_y, what=what, hint="Return x + block.forward(x).")
+
+    what = "residual_backward(grad_out, block)"
+    ref_dx = grad_out + ref_block.backward(grad_out)
+    dx = run_learner_code(residual_backward, grad_out.copy(), block, what=what)
+    dx = np.asarray(dx, dtype=np.float64)
+    branch = ref_dx - grad_out
+    if dx.shape == x.shape and not np.allclose(dx, ref_dx):
+        if np.allclose(dx, branch):
+            raise AssertionError(
+                f"{what} returned only the block's input gradient: the identity path is "
+                "missing. y = x + f(x), so dL/dx = grad_out + block.backward(grad_out). The "
+                "identity's term is what lets the gradient reach early layers undiminished.")
+        if np.allclose(dx, grad_out):
+            raise AssertionError(
+                f"{what} returned grad_out alone: the path through the block is missing. "
+                "Call block.backward(grad_out) (it also fills the block's parameter "
+                "gradients) and add its result to grad_out.")
+        if np.allclose(dx, grad_out + 2 * branch):
+            raise AssertionError(f"{what} counted the block's path twice: call "
+                                 "block.backward(grad_out) once and add it to grad_out.")
+    assert_close(dx, ref_dx, what=what,
+                 hint="Return grad_out + block.backward(grad_out): the two paths add.")
+    for (name, p), q in zip(block.named_parameters(), ref_block.parameters(), strict=True):
+        if np.allclose(p.grad, 0) and not np.allclose(q.grad, 0):
+            raise AssertionError(f"After {what} the block's parameter {name!r} has no "
+                                 "gradient: call block.backward(grad_out), so that the block "
+                                 "can learn.")
+        if np.allclose(p.grad, 2 * q.grad):
+            raise AssertionError(f"After {what} the gradient of the block's {name!r} is twice "
+                                 "what it should be: call block.backward only once (gradients "
+                                 "accumulate).")
+        assert_close(p.grad, q.grad, what=f"the gradient of the block's {name!r}",
+                     hint="Call block.backward(grad_out) exactly once, after the forward pass.")
+    passed("the residual forward adds the identity, and the backward adds both paths.")
+
+
+# -- per-layer gradient norms -------------------------------------------------------
+
+def _norms_model() -> tuple[Sequential, list[Dense]]:
+    rng = np.random.default_rng(506)
+    dense = [Dense(3, 5, rng=rng), Dense(5, 5, rng=rng), Dense(5, 5, rng=rng),
+             Dense(5, 1, rng=rng)]
+    model = Sequential(dense[0], ReLU(),
+                       Residual(Sequential(dense[1], ReLU(), dense[2])),
+                       ReLU(), dense[3])
+    # make the norms differ a lot from layer to layer, so that the order shows
+    for k, layer in enumerate(dense):
+        layer.weight.value *= 3.0 ** k
+    x = rng.standard_normal((8, 3))
+    grad = rng.standard_normal((8, 1))
+    model.forward(x)
+    model.backward(grad)
+    return model, dense
+
+
+def check_dense_gradient_norms(dense_gradient_norms: Callable[[Layer], object]) -> None:
+    r"""Check ``dense_gradient_norms(model)``.
+
+    It must return :math:`\lVert \partial L/\partial W_\ell \rVert_F` for each
+    ``Dense`` layer of ``model``, in the order of the forward pass, Dense layers
+    inside ``Residual`` blocks included, read from ``.grad`` (after a backward
+    pass) and without changing any gradient.
+    """
+    what = "dense_gradient_norms(model)"
+    model, dense = _norms_model()
+    grads_before = [p.grad.copy() for p in model.parameters()]
+    result = run_learner_code(dense_gradient_norms, model, what=what)
+    try:
+        norms = np.asarray(result, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise AssertionError(f"{what} must return a list or array of numbers, "
+                             f"got {type(result).__name__}") from exc
+    for p, g in zip(model.parameters(), grads_before, strict=True):
+        if not np.array_equal(p.grad, g):
+            raise AssertionError(f"{what} changed the parameters' .grad; only read them.")
+    expected = np.array([np.sqrt(np.sum(d.weight.grad ** 2)) for d in dense])
+    if len(norms) != len(expected):
+        top = sum(isinstance(layer, Dense) for layer in model)
+        hint = ""
+        if len(norms) == top:
+            hint = (" You found only the top-level Dense layers; two more sit inside a "
+                    "Residual block. Walk model.modules(), which visits every layer at any "
+                    "depth.")
+        elif len(norms) == len(model.parameters()):
+            hint = " Count Dense weights only, not biases or other parameters."
+        raise AssertionError(f"{what} returned {len(norms)} norms, but the test model has "
+                             f"{len(expected)} Dense layers.{hint}")
+    if not np.allclose(norms, expected):
+        weights = np.array([np.linalg.norm(d.weight.value) for d in dense])
+        with_bias = np.array([np.sqrt(np.sum(d.weight.grad ** 2) + np.sum(d.bias.grad ** 2))
+                              for d in dense])
+        diagnoses = [
+            (expected[::-1], "The norms are in reverse order (the order of the backward "
+                             "pass): list them first layer first."),
+            (expected ** 2, "These are squared norms: take the square root of the sum of "
+                            "squares (np.linalg.norm)."),
+            (weights, "These are norms of the weights themselves; use each layer's "
+                      "weight.grad."),
+            (with_bias, "These include the bias gradients; use weight.grad only."),
+        ]
+        for candidate, hint in diagnoses:
+            if np.allclose(norms, candidate):
+                raise AssertionError(f"{what} is wrong. {hint}")
+        assert_close(norms, expected, what=what,
+                     hint="For each Dense layer in model.modules(), compute "
+                          "np.linalg.norm(layer.weight.grad).")
+    passed("dense_gradient_norms finds every Dense layer, in order, and measures its "
+           "weight gradient.")
+
+
+# -- the pre-LN residual block ------------------------------------------------------
+
+def _n_params(layer: Layer) -> int:
+    return sum(p.value.size for p in layer.parameters())
+
+
+def check_pre_ln_block(pre_ln_block: Callable[..., Layer]) -> None:
+    r"""Check ``pre_ln_block(dim, hidden, rng)``.
+
+    It must build (from ``regmlp`` layers) the block
+    :math:`y = x + W_2\,\mathrm{relu}(W_1\,\mathrm{LN}(x) + b_1) + b_2`, whose
+    branch sees ``x`` only through its LayerNorm, with its weights drawn from
+    ``rng`` alone. The checks are by behaviour: the parameter count; the branch
+    output ``y - x`` does not change when a row of ``x`` is scaled or shifted
+    (LayerNorm removes both); the branch is not affine; the gradients are right;
+    the same ``rng`` seed gives the same block and another seed another block.
+    """
+    what = "pre_ln_block(dim, hidden, rng)"
+    dim, hidden = 6, 10
+    block = run_learner_code(pre_ln_block, dim, hidden, np.random.default_rng(7), what=what)
+    if not isinstance(block, Layer):
+        raise AssertionError(f"{what} must return a regmlp Layer (e.g. a Residual), "
+                             f"got {type(block).__name__}.")
+    n_expected = 2 * dim + (dim * hidden + hidden) + (hidden * dim + dim)
+    n = _n_params(block)
+    if n != n_expected:
+        has_ln = any(isinstance(m, LayerNorm) for m in block.modules())
+        hint = ("" if has_ln else " There is no LayerNorm in it: the branch starts with "
+                "LayerNorm(dim).")
+        raise AssertionError(
+            f"{what} with dim={dim}, hidden={hidden} has {n} parameters, expected "
+            f"{n_expected}: LayerNorm(dim) (2*dim), Dense(dim, hidden) and Dense(hidden, dim), "
+            f"with biases.{hint}")
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, dim)) * 4.0 + rng.standard_normal((5, 1))
+    y = _call(block.forward, x, what="the block's forward")
+    if y.shape != x.shape:
+        raise AssertionError(f"The block maps shape {x.shape} to {y.shape}; a residual block "
+                             "must keep the shape of its input.")
+    x2 = 3.0 * x + 2.0                   # every row scaled and shifted
+    y2 = _call(block.forward, x2, what="the block's forward")
+    if not np.allclose(y2 - x2, y - x, rtol=1e-5, atol=1e-6):
+        if np.allclose(y2, y, rtol=1e-5, atol=1e-6):
+            hint = ("The block's whole output ignores a scaling of x: the identity path "
+                    "is missing. Wrap the branch in Residual(...), so y = x + f(LN(x)).")
+        elif np.allclose(y.mean(axis=-1), 0, atol=1e-6) and np.allclose(y.std(axis=-1), 1,
+                                                                         atol=1e-3):
+            hint = ("Each output row has mean 0 and standard deviation 1: the LayerNorm "
+                    "comes after the addition (post-LN, LN(x + f(x))). In a pre-LN block "
+                    "it is the first layer of the branch: Residual(Sequential(LayerNorm(dim),"
+                    " Dense(dim, hidden), ReLU(), Dense(hidden, dim))).")
+        else:
+            hint = ("The branch must see x only through LayerNorm, so it is the first layer "
+                    "of the branch: Residual(Sequential(LayerNorm(dim), Dense(dim, hidden), "
+                    "ReLU(), Dense(hidden, dim))).")
+        raise AssertionError(f"The branch output y - x changed when each row of x was scaled "
+                             f"and shifted. {hint}")
+    if np.allclose(y, x):
+        raise AssertionError("The block returns its input unchanged: the branch adds nothing. "
+                             "Did the Dense layers get initialised to zero?")
+    # a ReLU between the two Dense layers: the branch is not affine in LN(x)
+    z = x.copy()
+    z[:, :] = np.linspace(-1.0, 1.0, dim)
+    f = [_call(block.forward, s * z, what="the block's forward") - s * z for s in (1.0, -1.0)]
+    f0 = _call(block.forward, 0.0 * z + 1.0, what="the block's forward") - 1.0
+    if np.allclose(f[0] + f[1], 2 * f0, rtol=1e-6, atol=1e-9):
+        raise AssertionError("The branch is affine in LN(x): put a ReLU between the two Dense "
+                             "layers, Dense(dim, hidden), ReLU(), Dense(hidden, dim).")
+    from ..gradcheck import check_gradients
+    err = run_learner_code(check_gradients, block, x, rng=9, what="check_gradients(block, x)")
+    if not err <= 1e-6:
+        raise AssertionError(f"The block's backward pass disagrees with finite differences "
+                             f"(relative error {err:.2g}). Build it from regmlp layers "
+                             "(Residual, Sequential, LayerNorm, Dense, ReLU) so that their "
+                             "tested backward passes are used.")
+    same = run_learner_code(pre_ln_block, dim, hidden, np.random.default_rng(7), what=what)
+    other = run_learner_code(pre_ln_block, dim, hidden, np.random.default_rng(70), what=what)
+    y_same = _call(same.forward, x, what="the block's forward")
+    y_other = _call(other.forward, x, what="the block's forward")
+    if not np.allclose(y_same, y):
+        raise AssertionError(f"Two calls of {what} with generators of the same seed gave "
+                             "different blocks: draw every weight from the rng argument.")
+    if np.allclose(y_other, y):
+        raise AssertionError(f"{what} gave the same block for different rng seeds: pass rng "
+                             "to the Dense layers (Dense(dim, hidden, rng=rng)).")
+    passed("pre_ln_block builds x + Dense(ReLU(Dense(LayerNorm(x)))), from the rng it is "
+           "given.")
+
+
+def _call(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, what: str) -> np.ndarray:
+    return np.asarray(run_learner_code(fn, x.copy(), what=what), dtype=np.float64)

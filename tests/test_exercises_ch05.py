@@ -1,0 +1,189 @@
+"""The chapter 5 checkers accept the reference solutions and reject the usual mistakes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from regmlp.exercises import check_dense_gradient_norms, check_pre_ln_block, check_residual
+from regmlp.layers import Dense, LayerNorm, ReLU, Residual, Sequential
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("Exercise: replace this line with your code.")
+
+
+# -- residual forward and backward --------------------------------------------------
+
+def residual_forward(x, block):
+    return x + block.forward(x)
+
+
+def residual_backward(grad_out, block):
+    return grad_out + block.backward(grad_out)
+
+
+def test_residual_accepts_the_solution(capsys):
+    check_residual(residual_forward, residual_backward)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(("forward", "backward", "message"), [
+    (lambda x, block: block.forward(x), residual_backward, r"identity path is\s+missing"),
+    (lambda x, block: x, residual_backward, r"returned x unchanged"),
+    (residual_forward, lambda g, block: block.backward(g),
+     r"only the block's input gradient: the identity path is\s+missing"),
+    (residual_forward, lambda g, block: g, r"path through the block is missing"),
+    (residual_forward, lambda g, block: g + 2 * block.backward(g), r"counted the block's path"),
+    (residual_forward, lambda g, block: (block.backward(g), g + block.backward(g))[1],
+     r"twice\s+what it should be"),
+    (residual_forward, lambda g, block: g * block.backward(g), r"residual_backward.*is wrong"),
+    (stub, residual_backward, r"residual_forward\(x, block\) is not written yet"),
+    (residual_forward, stub, r"residual_backward\(grad_out, block\) is not written yet"),
+])
+def test_residual_rejects(forward, backward, message):
+    with pytest.raises(AssertionError, match=message):
+        check_residual(forward, backward)
+
+
+def test_residual_reports_a_block_that_got_no_gradient():
+    def backward_without_block(grad_out, block):
+        # the right input gradient, computed without touching the block's parameters
+        saved = [p.grad.copy() for p in block.parameters()]
+        dx = grad_out + block.backward(grad_out)
+        for p, g in zip(block.parameters(), saved, strict=True):
+            p.grad[...] = g
+        return dx
+
+    with pytest.raises(AssertionError, match=r"has no gradient: call block.backward"):
+        check_residual(residual_forward, backward_without_block)
+
+
+# -- per-layer gradient norms -------------------------------------------------------
+
+def dense_gradient_norms(model):
+    return [float(np.linalg.norm(m.weight.grad)) for m in model.modules()
+            if isinstance(m, Dense)]
+
+
+def norms_top_level_only(model):
+    return [np.linalg.norm(m.weight.grad) for m in model if isinstance(m, Dense)]
+
+
+def norms_reversed(model):
+    return dense_gradient_norms(model)[::-1]
+
+
+def norms_squared(model):
+    return [np.sum(m.weight.grad ** 2) for m in model.modules() if isinstance(m, Dense)]
+
+
+def norms_of_weights(model):
+    return [np.linalg.norm(m.weight.value) for m in model.modules() if isinstance(m, Dense)]
+
+
+def norms_with_bias(model):
+    return [np.sqrt(np.sum(m.weight.grad ** 2) + np.sum(m.bias.grad ** 2))
+            for m in model.modules() if isinstance(m, Dense)]
+
+
+def norms_every_parameter(model):
+    return [np.linalg.norm(p.grad) for p in model.parameters()]
+
+
+def norms_zeroing(model):
+    norms = dense_gradient_norms(model)
+    model.zero_grad()
+    return norms
+
+
+def norms_max_abs(model):
+    return [np.abs(m.weight.grad).max() for m in model.modules() if isinstance(m, Dense)]
+
+
+def test_norms_accept_the_solution(capsys):
+    check_dense_gradient_norms(dense_gradient_norms)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (norms_top_level_only, r"returned 2 norms.*only the top-level.*model.modules\(\)"),
+    (norms_reversed, r"reverse order"),
+    (norms_squared, r"squared norms"),
+    (norms_of_weights, r"norms of the weights themselves"),
+    (norms_with_bias, r"include the bias gradients"),
+    (norms_every_parameter, r"returned 8 norms.*Dense weights only"),
+    (norms_zeroing, r"changed the parameters' .grad"),
+    (norms_max_abs, r"largest difference"),
+    (lambda model: "large", r"must return a list or array of numbers"),
+    (stub, r"not written yet"),
+])
+def test_norms_reject(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_dense_gradient_norms(wrong)
+
+
+# -- the pre-LN block ---------------------------------------------------------------
+
+def pre_ln_block(dim, hidden, rng):
+    return Residual(Sequential(LayerNorm(dim), Dense(dim, hidden, rng=rng), ReLU(),
+                               Dense(hidden, dim, rng=rng)))
+
+
+def post_ln(dim, hidden, rng):
+    """LN(x + f(x)), the original Transformer's order."""
+    return Sequential(Residual(Sequential(Dense(dim, hidden, rng=rng), ReLU(),
+                                          Dense(hidden, dim, rng=rng))), LayerNorm(dim))
+
+
+def no_skip(dim, hidden, rng):
+    return Sequential(LayerNorm(dim), Dense(dim, hidden, rng=rng), ReLU(),
+                      Dense(hidden, dim, rng=rng))
+
+
+def no_ln(dim, hidden, rng):
+    return Residual(Sequential(Dense(dim, hidden, rng=rng), ReLU(), Dense(hidden, dim, rng=rng)))
+
+
+def ln_at_the_end(dim, hidden, rng):
+    return Residual(Sequential(Dense(dim, hidden, rng=rng), ReLU(), Dense(hidden, dim, rng=rng),
+                               LayerNorm(dim)))
+
+
+def no_relu(dim, hidden, rng):
+    return Residual(Sequential(LayerNorm(dim), Dense(dim, hidden, rng=rng),
+                               Dense(hidden, dim, rng=rng)))
+
+
+def fixed_seed(dim, hidden, rng):
+    return pre_ln_block(dim, hidden, 0)
+
+
+def fresh_entropy(dim, hidden, rng):
+    return pre_ln_block(dim, hidden, None)
+
+
+def not_a_layer(dim, hidden, rng):
+    block = pre_ln_block(dim, hidden, rng)
+    return block.forward
+
+
+def test_pre_ln_accepts_the_solution(capsys):
+    check_pre_ln_block(pre_ln_block)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (post_ln, r"mean 0 and standard deviation 1.*post-LN"),
+    (no_skip, r"identity path\s+is missing"),
+    (no_ln, r"has 136 parameters, expected 148.*no LayerNorm"),
+    (ln_at_the_end, r"branch output y - x changed.*first layer\s+of the branch"),
+    (no_relu, r"affine in LN\(x\): put a ReLU"),
+    (fixed_seed, r"same block for different rng seeds"),
+    (fresh_entropy, r"same seed gave\s+different blocks"),
+    (not_a_layer, r"must return a regmlp Layer"),
+    (stub, r"not written yet"),
+])
+def test_pre_ln_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_pre_ln_block(wrong)
