@@ -3,7 +3,8 @@
 #   make book    set up .venv and MathJax, execute the chapters, build _build/html
 #   make test    set up .venv, run the tests, nbval over the chapters, ruff
 #
-# Both set themselves up from a fresh clone (Python 3.11, make and npm).
+# Both set themselves up from a fresh clone (Python 3.11 and make; make test
+# also installs Debian's chromium with apt-get for the browser test).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -20,22 +21,24 @@ STAMP := $(VENV)/.installed
 # Run the venv's tools (and the notebook kernels they start) first on PATH.
 RUN := PATH="$(BIN):$$PATH" PYDEVD_DISABLE_FILE_VALIDATION=1 JUPYTER_PLATFORM_DIRS=1
 
-# The local MathJax copy: fetched from the npm package pinned in
-# package-lock.json and copied into a folder that _config.yml lists in
-# html_static_path (Sphinx copies it to _build/html/_static/mathjax/).
-MATHJAX_NPM := node_modules/mathjax/es5
+# The local MathJax copy: MathJax 3.2.2 as packaged on PyPI by
+# django-static-mathjax (pinned in constraints.txt; no npm needed), copied into
+# a folder that _config.yml lists in html_static_path (Sphinx copies it to
+# _build/html/_static/mathjax/).
+MATHJAX_SRC = $(shell $(VENV)/bin/python -c "import mathjax, pathlib; print(pathlib.Path(mathjax.__file__).parent / 'static/mathjax/es5')")
 MATHJAX_DIR := _build/mathjax-static/mathjax
 
-.PHONY: help venv mathjax book test chromium strip bench clean distclean
+.PHONY: help venv mathjax book test chromium exercises strip bench clean distclean
 
 help:
 	@echo "make book       build the book into _build/html (open _build/html/index.html)"
 	@echo "make test       run the tests, the chapters under nbval, and ruff"
 	@echo "make venv       create .venv with the package and its [test] extra"
 	@echo "make chromium   install Debian's chromium for the browser test (root)"
+	@echo "make exercises  write learner notebooks (solutions as stubs) to _build/exercises"
 	@echo "make strip      remove outputs from chapters/*.ipynb before committing"
 	@echo "make bench      install torch $(TORCH_VERSION) and run benchmarks/bench.py"
-	@echo "make clean      remove _build and caches; 'make distclean' also .venv, node_modules"
+	@echo "make clean      remove _build and caches; 'make distclean' also .venv"
 
 # --- environment -----------------------------------------------------------
 
@@ -49,20 +52,15 @@ $(STAMP): pyproject.toml constraints.txt
 
 mathjax: $(MATHJAX_DIR)/tex-mml-chtml.js
 
-$(MATHJAX_NPM)/tex-mml-chtml.js: package.json package-lock.json
-	@command -v npm >/dev/null || { echo "npm is needed to fetch MathJax (apt-get install npm)"; exit 1; }
-	npm ci --no-audit --no-fund --loglevel=error
-	touch $@
-
 # tex-mml-chtml.js with what it loads on demand: its fonts, the TeX
 # extensions (autoload), the menu's accessibility parts and speech rules.
-$(MATHJAX_DIR)/tex-mml-chtml.js: $(MATHJAX_NPM)/tex-mml-chtml.js
+$(MATHJAX_DIR)/tex-mml-chtml.js: $(STAMP)
 	rm -rf $(MATHJAX_DIR)
 	mkdir -p $(MATHJAX_DIR)/output $(MATHJAX_DIR)/input/tex
-	cp -r $(MATHJAX_NPM)/output/chtml $(MATHJAX_DIR)/output/
-	cp -r $(MATHJAX_NPM)/input/tex/extensions $(MATHJAX_DIR)/input/tex/
-	cp -r $(MATHJAX_NPM)/a11y $(MATHJAX_NPM)/sre $(MATHJAX_NPM)/ui $(MATHJAX_DIR)/
-	cp $(MATHJAX_NPM)/tex-mml-chtml.js $@
+	cp -r $(MATHJAX_SRC)/output/chtml $(MATHJAX_DIR)/output/
+	cp -r $(MATHJAX_SRC)/input/tex/extensions $(MATHJAX_DIR)/input/tex/
+	cp -r $(MATHJAX_SRC)/a11y $(MATHJAX_SRC)/sre $(MATHJAX_SRC)/ui $(MATHJAX_DIR)/
+	cp $(MATHJAX_SRC)/tex-mml-chtml.js $@
 
 # --- the book ---------------------------------------------------------------
 
@@ -80,7 +78,7 @@ book: venv mathjax
 # (executed in this environment, loadfile keeps a notebook on one worker).
 # The book is built first: tests/test_browser.py reads _build/html.
 # ruff runs too; the target fails if either fails.
-test: venv book
+test: venv book chromium
 	@status=0; \
 	$(RUN) ruff check . || status=1; \
 	$(RUN) python -m pytest -n 2 --dist loadfile --nbval --nbval-current-env tests chapters || status=1; \
@@ -97,6 +95,10 @@ chromium:
 
 # --- helpers ---------------------------------------------------------------
 
+# The learner version of every chapter: solutions replaced by stubs.
+exercises: venv
+	$(RUN) python tools/make_exercises.py chapters _build/exercises
+
 strip: venv
 	$(RUN) python tools/strip_outputs.py chapters/*.ipynb
 
@@ -111,4 +113,4 @@ clean:
 	find . -name __pycache__ -type d -not -path "./.venv/*" -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV)
