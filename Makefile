@@ -19,7 +19,8 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 # Run the venv's tools (and the notebook kernels they start) first on PATH.
-RUN := PATH="$(BIN):$$PATH" PYDEVD_DISABLE_FILE_VALIDATION=1 JUPYTER_PLATFORM_DIRS=1
+# REGMLP_PROGRESS=0: no tqdm bars in the built pages or the test logs.
+RUN := PATH="$(BIN):$$PATH" PYDEVD_DISABLE_FILE_VALIDATION=1 JUPYTER_PLATFORM_DIRS=1 REGMLP_PROGRESS=0
 
 # The local MathJax copy: MathJax 3.2.2 as packaged on PyPI by
 # django-static-mathjax (pinned in constraints.txt; no npm needed), copied into
