@@ -1,3 +1,223 @@
-"""Checkers for the exercises of chapter ch00_overfitting."""
+"""Checkers for the exercises of chapter 0, *Overfitting*.
 
-__all__: list[str] = []
+* :func:`check_standardize` -- standardise features with **training** statistics
+  only (the scaler fitted on all the data is the test-leakage bug of DESIGN §7);
+* :func:`check_ridge_path` -- closed-form ridge regression for many penalties at
+  once, with an unpenalised intercept and the book's scaling of lambda.
+
+Each checker runs the learner's function on small, fixed inputs, compares the
+result with an answer computed here independently, and raises ``AssertionError``
+with the most likely cause when they differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ._common import assert_close, passed, run_learner_code
+
+__all__ = ["check_standardize", "check_ridge_path"]
+
+
+# --------------------------------------------------------------------------
+# Exercise: standardise with training statistics
+# --------------------------------------------------------------------------
+
+def _scaler(x: np.ndarray, ddof: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations; a constant column gets scale 1."""
+    constant = (x == x[0]).all(axis=0)
+    mean = np.where(constant, x[0], x.mean(axis=0))
+    scale = np.where(constant, 1.0, x.std(axis=0, ddof=ddof))
+    return mean, scale
+
+
+def _standardize_data() -> tuple[np.ndarray, np.ndarray]:
+    """A training set and a shifted, wider 'new' set; column 3 is constant in training."""
+    rng = np.random.default_rng(20110301)
+    x_train = rng.normal([10.0, -5.0, 0.5, 0.0], [2.0, 0.1, 30.0, 1.0], size=(24, 4))
+    x_train[:, 3] = 7.0
+    x_new = rng.normal([13.0, -4.0, 10.0, 9.0], [6.0, 0.3, 60.0, 2.0], size=(9, 4))
+    return x_train, x_new
+
+
+def _as_pair(result: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise AssertionError(f"{what} must return a pair (x_train_scaled, x_new_scaled), "
+                             f"got {type(result).__name__}.")
+    return np.asarray(result[0], dtype=float), np.asarray(result[1], dtype=float)
+
+
+def check_standardize(standardize: Callable[[np.ndarray, np.ndarray], tuple]) -> None:
+    """Check ``standardize(x_train, x_new) -> (x_train_scaled, x_new_scaled)``.
+
+    Both sets must be transformed with the mean and the population standard
+    deviation (``ddof=0``) of each column of ``x_train`` only; a column that is
+    constant in ``x_train`` is only centred (scale 1). The inputs must not be
+    changed.
+    """
+    what = "standardize(x_train, x_new)"
+    x_train, x_new = _standardize_data()
+    train_arg, new_arg = x_train.copy(), x_new.copy()
+    got_train, got_new = _as_pair(run_learner_code(standardize, train_arg, new_arg, what=what),
+                                  what)
+    if not (np.array_equal(train_arg, x_train) and np.array_equal(new_arg, x_new)):
+        raise AssertionError(f"{what} changed its input arrays in place. Compute new arrays "
+                             "(x - mean) / scale instead of writing into x_train or x_new.")
+    for name, got, ref in (("x_train_scaled", got_train, x_train),
+                           ("x_new_scaled", got_new, x_new)):
+        if got.shape != ref.shape:
+            raise AssertionError(f"{name} has shape {got.shape}, expected {ref.shape}: scale "
+                                 "every column (feature) of every row; reduce over axis=0.")
+        if not np.isfinite(got).all():
+            raise AssertionError(
+                f"{name} holds NaN or inf. Column 3 of x_train is constant, so its standard "
+                "deviation is 0 and dividing by it blows up: use a scale of 1 for a column "
+                "that is constant in training (only centre it), as scikit-learn does.")
+
+    mean, scale = _scaler(x_train)
+    want_train, want_new = (x_train - mean) / scale, (x_new - mean) / scale
+    if np.allclose(got_train, want_train) and np.allclose(got_new, want_new):
+        passed("both sets are standardised with the training statistics only.")
+        return
+
+    both = np.concatenate([x_train, x_new])
+    mean_all, scale_all = _scaler(both)
+    mean_new, scale_new = _scaler(x_new)
+    mean_1, scale_1 = _scaler(x_train, ddof=1)
+    diagnoses = [
+        ((x_train - mean_all) / scale_all, (x_new - mean_all) / scale_all,
+         "You computed the mean and standard deviation on all the data (x_train and x_new "
+         "together). That leaks the new data into the preprocessing (test leakage): fit the "
+         "statistics on x_train only and apply those same numbers to x_new."),
+        (want_train, (x_new - mean_new) / scale_new,
+         "x_train is right, but x_new was standardised with its own mean and standard "
+         "deviation. New data must be transformed with the *training* statistics, exactly "
+         "as a model in production would see a single new house."),
+        ((x_train - mean_1) / scale_1, (x_new - mean_1) / scale_1,
+         "You used the sample standard deviation (ddof=1). Use the population standard "
+         "deviation, x_train.std(axis=0) with the default ddof=0, as StandardScaler does."),
+        (x_train - mean, x_new - mean,
+         "You centred the columns but did not scale them: divide by each column's training "
+         "standard deviation too, so that every feature has unit variance in training."),
+    ]
+    for cand_train, cand_new, message in diagnoses:
+        if np.allclose(got_train, cand_train) and np.allclose(got_new, cand_new):
+            raise AssertionError(f"{what} is wrong. {message}")
+    hint = ("For each column j: subtract the mean of x_train[:, j] and divide by its "
+            "population standard deviation (reduce over axis=0, the rows), using scale 1 "
+            "for a column that is constant in training.")
+    assert_close(got_train, want_train, what="x_train_scaled", hint=hint)
+    assert_close(got_new, want_new, what="x_new_scaled",
+                 hint="x_new must be transformed with the training mean and scale. " + hint)
+
+
+# --------------------------------------------------------------------------
+# Exercise: the ridge path in closed form
+# --------------------------------------------------------------------------
+
+def _ridge_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs far from zero mean (so the intercept matters) and a target with offset 3."""
+    rng = np.random.default_rng(1996)
+    n, d = 30, 4
+    x = rng.normal(size=(n, d)) * [1.0, 2.0, 0.5, 3.0] + [2.0, -1.0, 4.0, 0.5]
+    x[:, 3] += 0.9 * x[:, 0]                       # correlated columns: shrinkage shows
+    y = x @ np.array([[1.5], [-2.0], [0.7], [0.3]]) + 3.0 + 0.5 * rng.normal(size=(n, 1))
+    lams = np.array([0.0, 0.05, 0.5, 2.0, 20.0])
+    return x, y, lams
+
+
+def _ridge_solve(x: np.ndarray, y: np.ndarray, alpha: float,
+                 penalise_intercept: bool = False) -> tuple[np.ndarray, float]:
+    """Minimise ||[x 1][w; b] - y||^2 + alpha * (||w||^2 [+ b^2]) by the normal equations."""
+    n, d = x.shape
+    a = np.hstack([x, np.ones((n, 1))])
+    penalty = np.full(d + 1, alpha)
+    if not penalise_intercept:
+        penalty[-1] = 0.0
+    coef = np.linalg.solve(a.T @ a + np.diag(penalty), a.T @ y[:, 0])
+    return coef[:d], float(coef[d])
+
+
+def _path(x: np.ndarray, y: np.ndarray, alphas: np.ndarray,
+          penalise_intercept: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    fits = [_ridge_solve(x, y, float(a), penalise_intercept) for a in alphas]
+    return np.array([w for w, _ in fits]), np.array([b for _, b in fits])
+
+
+def check_ridge_path(ridge_path: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple]) -> None:
+    r"""Check ``ridge_path(x, y, lams) -> (weights, intercepts)``.
+
+    For each ``lam`` in ``lams``, the minimiser of
+    :math:`\frac1n\sum_i (x_i^\top w + b - y_i)^2 + \frac{\lambda}{2}\lVert w\rVert^2`
+    (the intercept :math:`b` is not penalised): ``weights`` of shape
+    ``(len(lams), d)`` and ``intercepts`` of shape ``(len(lams),)``.
+    """
+    what = "ridge_path(x, y, lams)"
+    x, y, lams = _ridge_data()
+    n, d = x.shape
+    result = run_learner_code(ridge_path, x.copy(), y.copy(), lams.copy(), what=what)
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise AssertionError(f"{what} must return a pair (weights, intercepts), "
+                             f"got {type(result).__name__}.")
+    weights, intercepts = (np.asarray(r, dtype=float) for r in result)
+    if weights.shape == (len(lams), d, 1):
+        weights = weights[..., 0]
+    if intercepts.shape == (len(lams), 1):
+        intercepts = intercepts[:, 0]
+    if weights.shape != (len(lams), d):
+        raise AssertionError(f"weights has shape {weights.shape}, expected "
+                             f"(len(lams), d) = {(len(lams), d)}: one row of d weights per "
+                             "lambda, in the order of lams.")
+    if intercepts.shape != (len(lams),):
+        raise AssertionError(f"intercepts has shape {intercepts.shape}, expected "
+                             f"(len(lams),) = {(len(lams),)}: one intercept per lambda.")
+
+    want_w, want_b = _path(x, y, n * lams / 2)
+    if np.allclose(weights, want_w) and np.allclose(intercepts, want_b):
+        passed(f"the ridge path matches the normal equations for all {len(lams)} lambdas.")
+        return
+
+    if not (np.allclose(weights[0], want_w[0]) and np.allclose(intercepts[0], want_b[0])):
+        if np.allclose(intercepts, 0.0):
+            raise AssertionError(
+                f"{what} is wrong even for lam = 0 (plain least squares), and every intercept "
+                "is 0: the model has an intercept b. Centre x and y with their means, solve "
+                "for w on the centred data, then b = mean(y) - mean(x) @ w.")
+        assert_close(weights[0], want_w[0], what="w for lam = 0",
+                     hint="With lam = 0 this is ordinary least squares on centred data: "
+                          "w = (Xc^T Xc)^{-1} Xc^T yc, with Xc = x - x.mean(0), "
+                          "yc = y - y.mean(). Check the centring and the shapes.")
+        assert_close(intercepts[0], want_b[0], what="b for lam = 0",
+                     hint="The intercept is b = mean(y) - mean(x) @ w.")
+
+    diagnoses = [
+        (_path(x, y, n * lams / 2, penalise_intercept=True),
+         "You penalised the intercept too. Only w is penalised: an intercept penalty pulls "
+         "every prediction toward 0 and makes the fit depend on where y's origin is. "
+         "Centre x and y, solve for w on the centred data, then b = mean(y) - mean(x) @ w."),
+        (_path(x, y, lams),
+         "The strength of the penalty is scaled wrongly: you solved "
+         "(Xc^T Xc + lam I) w = Xc^T yc, which minimises the *sum* of squares plus "
+         "lam ||w||^2 (scikit-learn's Ridge(alpha=lam)). Here the objective is the *mean* "
+         "squared error plus (lam/2) ||w||^2; setting its gradient to zero gives "
+         "(Xc^T Xc + (n lam / 2) I) w = Xc^T yc."),
+        (_path(x, y, n * lams),
+         "The strength of the penalty is off by a factor 2: you solved "
+         "(Xc^T Xc + n lam I) w = Xc^T yc, the minimiser of MSE + lam ||w||^2. The penalty "
+         "here is (lam/2) ||w||^2, whose gradient lam w gives (Xc^T Xc + (n lam / 2) I) w = "
+         "Xc^T yc."),
+        (_path(x, y, lams / 2),
+         "The strength of the penalty is scaled wrongly: you used lam/2 where n lam/2 "
+         "belongs. Setting the gradient of (1/n)||Xc w - yc||^2 + (lam/2)||w||^2 to zero "
+         "gives (Xc^T Xc + (n lam / 2) I) w = Xc^T yc."),
+    ]
+    for (cand_w, cand_b), message in diagnoses:
+        if np.allclose(weights, cand_w) and np.allclose(intercepts, cand_b):
+            raise AssertionError(f"{what} is wrong for lam > 0. {message}")
+    hint = ("For each lam solve (Xc^T Xc + (n lam / 2) I) w = Xc^T yc on the centred data "
+            "(or use one SVD Xc = U S V^T: w = V diag(s / (s^2 + n lam / 2)) U^T yc), "
+            "then b = mean(y) - mean(x) @ w.")
+    assert_close(weights, want_w, what="weights", hint=hint)
+    assert_close(intercepts, want_b, what="intercepts", hint=hint)

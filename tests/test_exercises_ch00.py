@@ -1,0 +1,191 @@
+"""The chapter 0 checkers accept the reference solutions and reject the usual mistakes.
+
+The scaler fitted on all the data (test leakage) is one of the bugs of DESIGN.md
+section 7; the others are mistakes a learner is likely to make. Each checker
+must fail on them with an ``AssertionError`` whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from regmlp.exercises import check_ridge_path, check_standardize
+
+# -- standardize --------------------------------------------------------------------
+
+
+def _stats(x, ddof=0):
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0, ddof=ddof)
+    return mean, np.where(scale == 0, 1.0, scale)
+
+
+def standardize(x_train, x_new):
+    mean, scale = _stats(x_train)
+    return (x_train - mean) / scale, (x_new - mean) / scale
+
+
+def standardize_leaky(x_train, x_new):
+    mean, scale = _stats(np.concatenate([x_train, x_new]))
+    return (x_train - mean) / scale, (x_new - mean) / scale
+
+
+def standardize_each_own(x_train, x_new):
+    (m1, s1), (m2, s2) = _stats(x_train), _stats(x_new)
+    return (x_train - m1) / s1, (x_new - m2) / s2
+
+
+def standardize_ddof1(x_train, x_new):
+    mean, scale = _stats(x_train, ddof=1)
+    return (x_train - mean) / scale, (x_new - mean) / scale
+
+
+def standardize_zero_std(x_train, x_new):
+    mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (x_train - mean) / scale, (x_new - mean) / scale
+
+
+def standardize_rows(x_train, x_new):
+    mean = x_train.mean(axis=1, keepdims=True)
+    scale = x_train.std(axis=1, keepdims=True)
+    return (x_train - mean) / scale, (x_new - mean[: len(x_new)]) / scale[: len(x_new)]
+
+
+def standardize_in_place(x_train, x_new):
+    mean, scale = _stats(x_train)
+    x_train -= mean
+    x_train /= scale
+    x_new -= mean
+    x_new /= scale
+    return x_train, x_new
+
+
+def standardize_centre_only(x_train, x_new):
+    mean = x_train.mean(axis=0)
+    return x_train - mean, x_new - mean
+
+
+def standardize_one_output(x_train, x_new):
+    mean, scale = _stats(x_train)
+    return (x_new - mean) / scale
+
+
+def standardize_stub(x_train, x_new):
+    raise NotImplementedError
+
+
+def test_standardize_accepts_the_solution(capsys):
+    check_standardize(standardize)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (standardize_leaky, "leaks the new data"),
+    (standardize_each_own, "with its own mean"),
+    (standardize_ddof1, "ddof=0"),
+    (standardize_zero_std, "constant in training"),
+    (standardize_rows, "axis=0"),
+    (standardize_in_place, "in place"),
+    (standardize_centre_only, "did not scale"),
+    (standardize_one_output, "must return a pair"),
+    (standardize_stub, "not written yet"),
+])
+def test_standardize_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_standardize(wrong)
+
+
+# -- ridge path ---------------------------------------------------------------------
+
+
+def ridge_path(x, y, lams):
+    n = len(x)
+    x_mean, y_mean = x.mean(axis=0), y.mean()
+    u, s, vt = np.linalg.svd(x - x_mean, full_matrices=False)
+    uty = u.T @ (y[:, 0] - y_mean)
+    weights = np.array([vt.T @ (s / (s**2 + n * lam / 2) * uty) for lam in lams])
+    return weights, y_mean - weights @ x_mean
+
+
+def ridge_path_solve(x, y, lams):
+    """The same by the normal equations, returning column vectors: also accepted."""
+    n, d = x.shape
+    xc, yc = x - x.mean(axis=0), y - y.mean()
+    ws = [np.linalg.solve(xc.T @ xc + n * lam / 2 * np.eye(d), xc.T @ yc) for lam in lams]
+    bs = [y.mean() - x.mean(axis=0) @ w for w in ws]
+    return np.array(ws), np.array(bs)
+
+
+def _augmented(x, y, lams, scale, penalise_intercept):
+    n, d = x.shape
+    a = np.hstack([x, np.ones((n, 1))])
+    out = []
+    for lam in lams:
+        pen = np.full(d + 1, scale(n, lam))
+        if not penalise_intercept:
+            pen[-1] = 0.0
+        out.append(np.linalg.solve(a.T @ a + np.diag(pen), a.T @ y[:, 0]))
+    out = np.array(out)
+    return out[:, :d], out[:, d]
+
+
+def ridge_penalised_intercept(x, y, lams):
+    return _augmented(x, y, lams, lambda n, lam: n * lam / 2, True)
+
+
+def ridge_sum_of_squares_scaling(x, y, lams):
+    return _augmented(x, y, lams, lambda n, lam: lam, False)
+
+
+def ridge_missing_half(x, y, lams):
+    return _augmented(x, y, lams, lambda n, lam: n * lam, False)
+
+
+def ridge_forgot_n(x, y, lams):
+    return _augmented(x, y, lams, lambda n, lam: lam / 2, False)
+
+
+def ridge_no_intercept(x, y, lams):
+    d = x.shape[1]
+    ws = [np.linalg.solve(x.T @ x + len(x) * lam / 2 * np.eye(d), x.T @ y[:, 0]) for lam in lams]
+    return np.array(ws), np.zeros(len(lams))
+
+
+def ridge_transposed(x, y, lams):
+    w, b = ridge_path(x, y, lams)
+    return w.T, b
+
+
+def ridge_wrong_centring(x, y, lams):
+    """Centres x but not y, and takes b = mean(y): wrong already at lam = 0."""
+    n, d = x.shape
+    xc = x - x.mean(axis=0)
+    ws = [np.linalg.solve(xc.T @ xc + n * lam / 2 * np.eye(d), x.T @ y[:, 0]) for lam in lams]
+    return np.array(ws), np.full(len(lams), y.mean())
+
+
+def ridge_stub(x, y, lams):
+    raise NotImplementedError("write me")
+
+
+@pytest.mark.parametrize("solution", [ridge_path, ridge_path_solve])
+def test_ridge_path_accepts_the_solutions(solution, capsys):
+    check_ridge_path(solution)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (ridge_penalised_intercept, "penalised the intercept"),
+    (ridge_sum_of_squares_scaling, r"\*sum\* of squares"),
+    (ridge_missing_half, "off by a factor 2"),
+    (ridge_forgot_n, "n lam/2 belongs"),
+    (ridge_no_intercept, "every intercept is 0"),
+    (ridge_transposed, r"expected \(len\(lams\), d\)"),
+    (ridge_wrong_centring, "lam = 0"),
+    (ridge_stub, "not written yet"),
+])
+def test_ridge_path_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_ridge_path(wrong)
