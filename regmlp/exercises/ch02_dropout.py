@@ -1,3 +1,323 @@
-"""Checkers for the exercises of chapter ch02_dropout."""
+r"""Checkers for the exercises of chapter 2, *Dropout*.
 
-__all__: list[str] = []
+* :func:`check_dropout_forward` -- ``dropout_forward(x, p, rng, training=True)``,
+  inverted dropout: drop each entry with probability ``p``, scale the survivors
+  by :math:`1/(1-p)`, and be the identity when ``training`` is False (the first
+  two dropout bugs of DESIGN §7: no scaling, still active in evaluation);
+* :func:`check_dropout_backward` -- ``dropout_backward(grad_out, mask, p)``,
+  the gradient through the same mask and scale (the third: a backward that
+  ignores the mask);
+* :func:`check_mc_dropout` -- ``mc_dropout_predict(model, x, n_samples)``,
+  the mean and standard deviation of ``n_samples`` stochastic forward passes
+  (Monte Carlo dropout), leaving the model's modes as they were.
+
+The references are computed here from the definitions, independently of
+``regmlp.layers.Dropout``: the backward one by central differences of the
+forward pass, the Monte Carlo one in closed form (dropout right before the last
+linear layer makes the output linear in the mask, so its mean and variance over
+masks are exact sums).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..gradcheck import numerical_gradient
+from ..layers import Dense, Dropout, Layer, ReLU, Sequential
+from ._common import assert_close, passed, run_learner_code
+
+__all__ = ["check_dropout_forward", "check_dropout_backward", "check_mc_dropout"]
+
+
+# -- the forward pass ---------------------------------------------------------------
+
+def _forward_input(shape: tuple[int, int] = (400, 250), seed: int = 202) -> np.ndarray:
+    """Entries of size 0.5 to 1.5 with random signs: never 0, so ``out != 0`` is the mask."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def _as_output(result: Any, what: str, shape: tuple[int, ...]) -> np.ndarray:
+    if isinstance(result, tuple):
+        raise AssertionError(f"{what} returned a tuple of {len(result)} items; return only the "
+                             "output array (the backward exercise gets the mask separately).")
+    out = np.asarray(result)
+    if out.shape != shape:
+        raise AssertionError(f"{what} returned shape {out.shape}, expected {shape}: dropout "
+                             "keeps the shape of its input (one mask entry per element).")
+    if out.dtype.kind != "f":
+        raise AssertionError(f"{what} returned dtype {out.dtype}; it should be a float array "
+                             "(multiply x by the mask and by 1 / (1 - p)).")
+    return out
+
+
+def _check_training_output(out: np.ndarray, x: np.ndarray, p: float, what: str) -> None:
+    """``out`` must be ``x * mask / (1 - p)`` with a mask that keeps about ``1 - p``."""
+    kept = out != 0
+    frac = float(kept.mean())
+    tol = 6 * np.sqrt(p * (1 - p) / x.size) + 1e-3
+    if abs(frac - (1 - p)) > tol:
+        if p != 0.5 and abs(frac - p) <= tol:
+            raise AssertionError(
+                f"{what} kept {frac:.1%} of the entries with p={p}, but p is the probability "
+                f"of DROPPING an entry (PyTorch's convention), so {1 - p:.0%} should survive. "
+                "You used p as the keep probability: keep an entry where rng.random(x.shape) "
+                ">= p.")
+        raise AssertionError(
+            f"{what} kept {frac:.1%} of the entries with p={p}; about {1 - p:.1%} should "
+            "survive. Draw one uniform number per entry and keep the entry where "
+            "rng.random(x.shape) >= p.")
+    ratio = out[kept] / x[kept]
+    scale = 1.0 / (1.0 - p)
+    if not np.allclose(ratio, scale, rtol=1e-12, atol=0.0):
+        if np.allclose(ratio, 1.0):
+            hint = (f"The kept entries are unchanged, but they must be divided by 1 - p = "
+                    f"{1 - p:g}. Without the scaling the expected output is (1 - p) * x, so "
+                    "the next layer sees smaller activations in training than in evaluation.")
+        elif np.allclose(ratio, 1.0 - p):
+            hint = "You multiplied the kept entries by 1 - p; divide by it instead."
+        elif p > 0 and np.allclose(ratio, 1.0 / p):
+            hint = "You divided by p; divide by the keep probability 1 - p."
+        else:
+            hint = (f"A kept entry must equal x / (1 - p) = {scale:.6g} * x; yours are "
+                    f"between {ratio.min():.6g} * x and {ratio.max():.6g} * x.")
+        raise AssertionError(f"{what} scales the surviving entries wrongly. {hint}")
+
+
+def check_dropout_forward(dropout_forward: Callable[..., np.ndarray]) -> None:
+    r"""Check ``dropout_forward(x, p, rng, training=True) -> out``.
+
+    In training, ``out = x * mask / (1 - p)`` with an independent keep-mask
+    entry per element, ``mask = rng.random(x.shape) >= p`` (or any other way
+    of keeping each entry with probability ``1 - p`` that draws from ``rng``);
+    in evaluation (``training=False``) ``out`` is ``x`` itself. ``x`` must not
+    be changed in place.
+    """
+    what = "dropout_forward(x, p, rng, training=True)"
+    x = _forward_input()
+    x_before = x.copy()
+    p = 0.3
+    result = run_learner_code(dropout_forward, x, p, np.random.default_rng(7), training=True,
+                              what=what)
+    if not np.array_equal(x, x_before):
+        raise AssertionError(f"{what} changed its input x in place (x *= mask?). Return a new "
+                             "array: x * mask / (1 - p).")
+    out = _as_output(result, what, x.shape)
+    kept = out != 0
+    if (kept == kept[:1]).all():
+        raise AssertionError(
+            f"{what} drops the same features in every row: your mask has one entry per column, "
+            "shared by the whole batch. Draw a mask of x.shape, one entry per element, so "
+            "that each example gets its own thinned network.")
+    if (kept == kept[:, :1]).all():
+        raise AssertionError(
+            f"{what} keeps or drops whole rows: draw a mask of x.shape, one entry per element.")
+    _check_training_output(out, x, p, what)
+
+    again = run_learner_code(dropout_forward, x, p, np.random.default_rng(7), training=True,
+                             what=what)
+    other = run_learner_code(dropout_forward, x, p, np.random.default_rng(8), training=True,
+                             what=what)
+    if not np.array_equal(np.asarray(again), out):
+        raise AssertionError(
+            f"{what} gave different masks for two generators made with the same seed. Draw the "
+            "mask from the rng argument (rng.random(x.shape)), not from np.random.* or a "
+            "generator of your own, so that results are reproducible.")
+    if np.array_equal(np.asarray(other), out):
+        raise AssertionError(
+            f"{what} gave the same mask for generators with different seeds: the mask does not "
+            "come from the rng argument. Use rng.random(x.shape), and never np.random.seed.")
+
+    # another p and shape, so that a hard-coded p or shape is caught
+    x2 = _forward_input((300, 100), seed=203)
+    out2 = run_learner_code(dropout_forward, x2, 0.6, np.random.default_rng(9), training=True,
+                            what=f"{what} with p=0.6")
+    out2 = _as_output(out2, f"{what} with p=0.6", x2.shape)
+    _check_training_output(out2, x2, 0.6, f"{what} with p=0.6")
+
+    # p = 0: nothing is dropped, nothing is scaled
+    out0 = run_learner_code(dropout_forward, x2, 0.0, np.random.default_rng(10), training=True,
+                            what=f"{what} with p=0")
+    assert_close(_as_output(out0, f"{what} with p=0", x2.shape), x2, what=f"{what} with p=0",
+                 hint="With p = 0 nothing is dropped and 1 / (1 - p) = 1: return x.")
+
+    # evaluation mode: the identity
+    what_eval = "dropout_forward(x, p, rng, training=False)"
+    out_eval = run_learner_code(dropout_forward, x, p, np.random.default_rng(7), training=False,
+                                what=what_eval)
+    out_eval = _as_output(out_eval, what_eval, x.shape)
+    if not np.array_equal(out_eval, x):
+        frac = float(np.mean(out_eval == 0))
+        raise AssertionError(
+            f"{what_eval} is not the identity ({frac:.1%} of the entries are 0, the rest "
+            "changed by up to a factor "
+            f"{float(np.max(np.abs(out_eval[x != 0] / x[x != 0]))):.3g}). In evaluation "
+            "dropout must be switched off: return x unchanged. Inverted dropout already made "
+            "the expected training output equal to x, so no rescaling is needed at test time.")
+    passed("dropout_forward drops each entry with probability p, scales the survivors by "
+           "1/(1-p), draws its mask from rng, and is the identity in evaluation.")
+
+
+# -- the backward pass --------------------------------------------------------------
+
+def _backward_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    rng = np.random.default_rng(212)
+    x = rng.standard_normal((6, 5))
+    grad_out = rng.standard_normal((6, 5))
+    p = 0.4
+    mask = rng.random((6, 5)) >= p
+    mask[0, 0], mask[0, 1] = True, False           # at least one kept and one dropped
+    return x, grad_out, mask, p
+
+
+def check_dropout_backward(dropout_backward: Callable[..., np.ndarray]) -> None:
+    r"""Check ``dropout_backward(grad_out, mask, p) -> grad_in``.
+
+    ``mask`` is the boolean keep-mask of the forward pass
+    ``out = x * mask / (1 - p)``. The reference is the numerical gradient of
+    ``sum(grad_out * forward(x))`` with respect to ``x``.
+    """
+    what = "dropout_backward(grad_out, mask, p)"
+    x, grad_out, mask, p = _backward_inputs()
+    before = (grad_out.copy(), mask.copy())
+    result = run_learner_code(dropout_backward, grad_out, mask, p, what=what)
+    if isinstance(result, tuple):
+        raise AssertionError(f"{what} returned a tuple; return only the gradient with respect "
+                             "to the input (dropout has no parameters).")
+    if not (np.array_equal(grad_out, before[0]) and np.array_equal(mask, before[1])):
+        raise AssertionError(f"{what} changed grad_out or mask in place; return a new array.")
+    dx = np.asarray(result, dtype=np.float64)
+
+    def loss(v: np.ndarray) -> float:
+        return float(np.sum(grad_out * (v * mask / (1.0 - p))))
+
+    expected = numerical_gradient(loss, x.copy())
+    if dx.shape != expected.shape:
+        raise AssertionError(f"{what} returned shape {dx.shape}, expected {expected.shape} "
+                             "(the shape of grad_out).")
+    if not np.allclose(dx, expected, rtol=1e-6, atol=1e-8):
+        scale = 1.0 / (1.0 - p)
+        diagnoses = [
+            (grad_out, "It returns grad_out unchanged: it ignores the mask. An entry that was "
+                       "dropped did not affect the output, so its gradient is 0; return "
+                       "grad_out * mask / (1 - p)."),
+            (grad_out * scale, "It ignores the mask: the gradient of a dropped entry must be "
+                               "0, because that entry did not affect the output. Multiply by "
+                               "the mask as well: grad_out * mask / (1 - p)."),
+            (grad_out * mask, "The mask is right but the 1 / (1 - p) is missing: the forward "
+                              "pass multiplied each kept entry by 1 / (1 - p), so the backward "
+                              "pass must too (chain rule)."),
+            (grad_out * ~mask * scale, "You used the dropped entries instead of the kept "
+                                       "ones: mask is True where the entry was KEPT."),
+            (grad_out * mask * (1 - p), "Divide by 1 - p rather than multiplying by it."),
+        ]
+        for candidate, hint in diagnoses:
+            if np.allclose(dx, candidate, rtol=1e-9, atol=1e-12):
+                raise AssertionError(f"{what} is wrong. {hint}")
+        assert_close(dx, expected, what=what, rtol=1e-6, atol=1e-8,
+                     hint="The forward pass is out = x * mask / (1 - p), so by the chain rule "
+                          "grad_in = grad_out * mask / (1 - p).")
+    passed("dropout_backward passes the gradient through the kept entries only, scaled by "
+           "1/(1-p), as finite differences of the forward pass say.")
+
+
+# -- Monte Carlo dropout -------------------------------------------------------------
+
+def _mc_model() -> tuple[Sequential, np.ndarray, float]:
+    """A small net whose output is linear in its only dropout mask, and 6 inputs."""
+    rng = np.random.default_rng(222)
+    p = 0.4
+    model = Sequential(Dense(3, 16, rng=rng), ReLU(), Dropout(p, rng=rng), Dense(16, 1, rng=rng))
+    x = rng.standard_normal((6, 3))
+    return model, x, p
+
+
+def _mc_reference(model: Sequential, x: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""Exact mean and std over masks of ``Dense2(ReLU(Dense1(x)) * m / (1 - p))``.
+
+    With hidden units :math:`h_j` and output weights :math:`w_j`, the output is
+    :math:`b + \sum_j w_j h_j m_j/(1-p)` with independent :math:`m_j \sim
+    \mathrm{Bernoulli}(1-p)`, so its mean is :math:`b + \sum_j w_j h_j` and its
+    variance :math:`\sum_j (w_j h_j)^2\, p/(1-p)`.
+    """
+    first, last = model[0], model[3]
+    h = np.maximum(x @ first.weight.value + first.bias.value, 0.0)
+    contrib = h * last.weight.value[:, 0]
+    mean = contrib.sum(axis=1, keepdims=True) + last.bias.value
+    std = np.sqrt((contrib ** 2).sum(axis=1, keepdims=True) * p / (1.0 - p))
+    return mean, std
+
+
+def _flags(model: Layer) -> list[bool]:
+    return [m.training for m in model.modules()]
+
+
+def check_mc_dropout(mc_dropout_predict: Callable[..., tuple]) -> None:
+    r"""Check ``mc_dropout_predict(model, x, n_samples) -> (mean, std)``.
+
+    The function must run ``n_samples`` forward passes with dropout active,
+    return the per-example mean and standard deviation over those passes (each
+    of shape ``(n, 1)``), and leave every layer's ``training`` flag as it found
+    it. The model here has one dropout layer right before its last linear
+    layer, so the exact mean and standard deviation over all masks are known in
+    closed form; 4000 passes must come within sampling error of them.
+    """
+    what = "mc_dropout_predict(model, x, n_samples)"
+    model, x, p = _mc_model()
+    weights = model.state_dict()
+    ref_mean, ref_std = _mc_reference(model, x, p)
+    n_samples = 4000
+
+    for start_in_train in (False, True):
+        model.train(start_in_train)
+        flags = _flags(model)
+        result = run_learner_code(mc_dropout_predict, model, x, n_samples, what=what)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise AssertionError(f"{what} must return two arrays (mean, std), got "
+                                 f"{type(result).__name__}")
+        if _flags(model) != flags:
+            mode = "training" if start_in_train else "evaluation"
+            raise AssertionError(
+                f"{what} left the model's layers in a different mode: the model was in "
+                f"{mode} mode before the call and is not afterwards. Remember every layer's "
+                "training flag before switching dropout on, and put them back when you are "
+                "done (use try/finally), or the next predict() may be silently stochastic.")
+        if any(not np.array_equal(v, model.state_dict()[k]) for k, v in weights.items()):
+            raise AssertionError(f"{what} changed the model's weights; it must only run "
+                                 "forward passes.")
+        mean, std = (np.asarray(r, dtype=np.float64) for r in result)
+        for name, arr in (("mean", mean), ("std", std)):
+            if arr.shape != ref_mean.shape:
+                raise AssertionError(
+                    f"{what} returned {name} of shape {arr.shape}, expected {ref_mean.shape} "
+                    f"(one value per example, like the model's output). Stack the "
+                    f"{n_samples} outputs into an array of shape ({n_samples}, n, 1) and "
+                    "reduce over axis 0, the passes.")
+        if np.all(std < 1e-12):
+            raise AssertionError(
+                f"{what} returned std = 0 for every example: all {n_samples} passes gave the "
+                "same output, so dropout was switched off. Monte Carlo dropout keeps dropout "
+                "ACTIVE at prediction time: call model.train() (not predict(), which runs in "
+                "evaluation mode) before the passes, and restore the modes afterwards.")
+        tol_mean = 6 * ref_std / np.sqrt(n_samples) + 1e-9
+        if np.any(np.abs(mean - ref_mean) > tol_mean):
+            worst = float(np.max(np.abs(mean - ref_mean)))
+            raise AssertionError(
+                f"{what} returned a mean that is off by up to {worst:.3g}, far more than the "
+                f"sampling error of {n_samples} passes (about "
+                f"{float(np.max(ref_std)) / np.sqrt(n_samples):.2g}). Average the outputs of "
+                "the passes, each made with dropout active and the 1/(1-p) scaling.")
+        if not np.allclose(std, ref_std, rtol=0.1, atol=0.0):
+            if np.allclose(std, ref_std ** 2, rtol=0.2, atol=0.0):
+                hint = "It looks like the variance: return its square root, the std."
+            else:
+                hint = ("Return the standard deviation of the outputs over the passes "
+                        "(np.std over axis 0).")
+            raise AssertionError(
+                f"{what} returned std {np.round(std[:, 0], 4)}, but the exact standard "
+                f"deviation over dropout masks is {np.round(ref_std[:, 0], 4)}. {hint}")
+    passed("mc_dropout_predict averages stochastic passes with dropout active, returns their "
+           "mean and standard deviation, and leaves the model's modes as they were.")

@@ -1,0 +1,299 @@
+"""The chapter 2 checkers accept the reference solutions and reject the usual mistakes.
+
+The first wrong versions are the dropout bugs of DESIGN.md section 7 (no 1/(1-p)
+scaling, still active in evaluation, a backward that ignores the mask); the
+others are mistakes a learner is likely to make. Each must fail with an
+AssertionError whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from regmlp.exercises import check_dropout_backward, check_dropout_forward, check_mc_dropout
+from regmlp.layers import Dropout
+
+# -- forward ------------------------------------------------------------------------
+
+
+def dropout_forward(x, p, rng, training=True):
+    if not training or p == 0:
+        return x
+    mask = rng.random(x.shape) >= p
+    return x * mask / (1 - p)
+
+
+def fwd_binomial(x, p, rng, training=True):
+    """Another correct way to draw the mask."""
+    if not training:
+        return x
+    return x * rng.binomial(1, 1 - p, size=x.shape) / (1 - p)
+
+
+def fwd_no_scaling(x, p, rng, training=True):
+    if not training:
+        return x
+    return x * (rng.random(x.shape) >= p)
+
+
+def fwd_keep_probability(x, p, rng, training=True):
+    if not training:
+        return x
+    return x * (rng.random(x.shape) < p) / p
+
+
+def fwd_keep_probability_scaled(x, p, rng, training=True):
+    if not training:
+        return x
+    return x * (rng.random(x.shape) < p) / (1 - p)
+
+
+def fwd_always_on(x, p, rng, training=True):
+    return x * (rng.random(x.shape) >= p) / (1 - p)
+
+
+def fwd_eval_scaled(x, p, rng, training=True):
+    """The non-inverted variant's test-time rule applied to inverted dropout."""
+    if not training:
+        return x * (1 - p)
+    return x * (rng.random(x.shape) >= p) / (1 - p)
+
+
+def fwd_times_keep(x, p, rng, training=True):
+    if not training:
+        return x
+    return x * (rng.random(x.shape) >= p) * (1 - p)
+
+
+def fwd_shared_mask(x, p, rng, training=True):
+    if not training:
+        return x
+    return x * (rng.random(x.shape[1]) >= p) / (1 - p)
+
+
+def fwd_global_seed(x, p, rng, training=True):
+    if not training:
+        return x
+    return x * (np.random.default_rng(0).random(x.shape) >= p) / (1 - p)
+
+
+def fwd_in_place(x, p, rng, training=True):
+    if not training:
+        return x
+    x *= (rng.random(x.shape) >= p) / (1 - p)
+    return x
+
+
+def fwd_returns_mask(x, p, rng, training=True):
+    mask = rng.random(x.shape) >= p
+    return (x * mask / (1 - p), mask) if training else (x, None)
+
+
+def fwd_hard_coded_p(x, p, rng, training=True):
+    if not training:
+        return x
+    return x * (rng.random(x.shape) >= 0.3) / 0.7
+
+
+def fwd_stub(x, p, rng, training=True):
+    raise NotImplementedError("Exercise: replace this line with your code.")
+
+
+@pytest.mark.parametrize("solution", [dropout_forward, fwd_binomial])
+def test_forward_accepts_the_solution(solution, capsys):
+    check_dropout_forward(solution)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+def test_forward_accepts_the_package_layer(capsys):
+    def with_layer(x, p, rng, training=True):
+        layer = Dropout(p, rng=rng)
+        layer.train(training)
+        return layer.forward(x)
+
+    check_dropout_forward(with_layer)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (fwd_no_scaling, r"scales the surviving entries wrongly.*must be divided by 1 - p"),
+    (fwd_keep_probability, r"p is the probability\s+of DROPPING.*keep probability"),
+    (fwd_keep_probability_scaled, r"keep probability: keep an entry where"),
+    (fwd_always_on, r"training=False\) is not the identity.*switched off"),
+    (fwd_eval_scaled, r"training=False\) is not the identity.*no rescaling is needed"),
+    (fwd_times_keep, r"multiplied the kept entries by 1 - p; divide"),
+    (fwd_shared_mask, r"same features in every row.*mask of x.shape"),
+    (fwd_global_seed, r"same mask for generators with different seeds.*rng.random"),
+    (fwd_in_place, r"changed its input x in place"),
+    (fwd_returns_mask, r"returned a tuple of 2 items"),
+    (fwd_hard_coded_p, r"with p=0.6 kept \d+\.\d% of the entries.*about 40\.0%"),
+    (fwd_stub, r"not written yet"),
+])
+def test_forward_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_dropout_forward(wrong)
+
+
+# -- backward -----------------------------------------------------------------------
+
+
+def dropout_backward(grad_out, mask, p):
+    return grad_out * mask / (1 - p)
+
+
+def bwd_ignores_mask(grad_out, mask, p):
+    return grad_out / (1 - p)
+
+
+def bwd_identity(grad_out, mask, p):
+    return grad_out
+
+
+def bwd_no_scale(grad_out, mask, p):
+    return grad_out * mask
+
+
+def bwd_inverted_mask(grad_out, mask, p):
+    return grad_out * ~mask / (1 - p)
+
+
+def bwd_times_keep(grad_out, mask, p):
+    return grad_out * mask * (1 - p)
+
+
+def bwd_sign(grad_out, mask, p):
+    return -grad_out * mask / (1 - p)
+
+
+def bwd_in_place(grad_out, mask, p):
+    grad_out *= mask / (1 - p)
+    return grad_out
+
+
+def bwd_stub(grad_out, mask, p):
+    raise NotImplementedError("Exercise: replace this line with your code.")
+
+
+def test_backward_accepts_the_solution(capsys):
+    check_dropout_backward(dropout_backward)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (bwd_ignores_mask, r"ignores the mask: the gradient of a dropped entry must be\s+0"),
+    (bwd_identity, r"returns grad_out unchanged: it ignores the mask"),
+    (bwd_no_scale, r"1 / \(1 - p\) is missing"),
+    (bwd_inverted_mask, r"dropped entries instead of the kept"),
+    (bwd_times_keep, r"Divide by 1 - p rather than multiplying"),
+    (bwd_sign, r"dropout_backward\(grad_out, mask, p\) is wrong \(largest difference"),
+    (bwd_in_place, r"changed grad_out or mask in place"),
+    (bwd_stub, r"not written yet"),
+])
+def test_backward_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_dropout_backward(wrong)
+
+
+# -- Monte Carlo dropout --------------------------------------------------------------
+
+
+def mc_dropout_predict(model, x, n_samples=100):
+    flags = [(m, m.training) for m in model.modules()]
+    model.train()
+    try:
+        outs = np.stack([model.forward(x) for _ in range(n_samples)])
+    finally:
+        for m, training in flags:
+            m.training = training
+    return outs.mean(axis=0), outs.std(axis=0)
+
+
+def mc_vectorised(model, x, n_samples=100):
+    """One big batch: a different but equally valid draw of the masks."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.train()
+    try:
+        outs = model.forward(np.tile(x, (n_samples, 1))).reshape(n_samples, len(x), 1)
+    finally:
+        for m, training in flags:
+            m.training = training
+    return outs.mean(axis=0), outs.std(axis=0, ddof=1)
+
+
+def mc_eval_mode(model, x, n_samples=100):
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    outs = np.stack([model.forward(x) for _ in range(n_samples)])
+    for m, training in flags:
+        m.training = training
+    return outs.mean(axis=0), outs.std(axis=0)
+
+
+def mc_no_restore(model, x, n_samples=100):
+    model.train()
+    outs = np.stack([model.forward(x) for _ in range(n_samples)])
+    return outs.mean(axis=0), outs.std(axis=0)
+
+
+def mc_always_eval_after(model, x, n_samples=100):
+    model.train()
+    outs = np.stack([model.forward(x) for _ in range(n_samples)])
+    model.eval()
+    return outs.mean(axis=0), outs.std(axis=0)
+
+
+def mc_variance(model, x, n_samples=100):
+    mean, std = mc_dropout_predict(model, x, n_samples)
+    return mean, std ** 2
+
+
+def mc_wrong_axis(model, x, n_samples=100):
+    flags = [(m, m.training) for m in model.modules()]
+    model.train()
+    outs = np.stack([model.forward(x) for _ in range(n_samples)])
+    for m, training in flags:
+        m.training = training
+    return outs.mean(axis=1), outs.std(axis=1)
+
+
+def mc_unscaled(model, x, n_samples=100):
+    """Drops units but forgets that the package already rescales: divides again."""
+    mean, std = mc_dropout_predict(model, x, n_samples)
+    return mean * 0.6, std * 0.6
+
+
+def mc_stub(model, x, n_samples=100):
+    raise NotImplementedError("Exercise: replace this line with your code.")
+
+
+@pytest.mark.parametrize("solution", [mc_dropout_predict, mc_vectorised])
+def test_mc_accepts_the_solution(solution, capsys):
+    check_mc_dropout(solution)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (mc_eval_mode, r"std = 0 for every example.*dropout was switched off"),
+    (mc_no_restore, r"evaluation\s+mode before the call and is not afterwards"),
+    (mc_always_eval_after, r"training\s+mode before the call and is not afterwards"),
+    (mc_variance, r"looks like the variance"),
+    (mc_wrong_axis, r"mean of shape \(4000, 1\), expected \(6, 1\).*axis 0"),
+    (mc_unscaled, r"mean that is off by"),
+    (mc_stub, r"not written yet"),
+])
+def test_mc_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_mc_dropout(wrong)
+
+
+def test_mc_reference_matches_many_passes_of_the_package():
+    """The closed-form reference agrees with brute force through regmlp's Dropout."""
+    from regmlp.exercises.ch02_dropout import _mc_model, _mc_reference
+
+    model, x, p = _mc_model()
+    mean, std = _mc_reference(model, x, p)
+    model.train()
+    outs = np.stack([model.forward(x) for _ in range(20000)])
+    assert np.allclose(outs.mean(axis=0), mean, atol=5 * std.max() / np.sqrt(20000))
+    assert np.allclose(outs.std(axis=0), std, rtol=0.05)
