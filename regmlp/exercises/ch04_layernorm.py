@@ -143,8 +143,7 @@ def check_layernorm_forward(layernorm_forward: Callable[..., np.ndarray]) -> Non
     assert_close(out3, _forward(x3, gamma, beta, eps), what=f"{what} on a (2, 3, 6) input",
                  hint="Take the statistics over the last axis (axis=-1, keepdims=True), "
                       "not axis=1, so that any number of leading axes works.")
-    passed("layernorm_forward normalises each row with the biased variance and eps inside "
-           "the square root, and applies the gain and shift.")
+    passed("layernorm_forward: biased variance, eps inside the root, gain, shift.")
 
 
 # -- the backward pass --------------------------------------------------------------
@@ -235,4 +234,4 @@ def check_layernorm_backward(layernorm_backward: Callable[..., tuple]) -> None:
         assert_close(dx, ref_dx, what="dx",
                      hint="With g = gamma * grad_out, dx = (g - mean(g) - xhat * mean(g * xhat))"
                           " / sqrt(var + eps), the means taken over each row.")
-    passed("layernorm_backward returns the right dx, dgamma and dbeta.")
+    passed("layernorm_backward: dx, dgamma and dbeta are right.")

@@ -92,7 +92,7 @@ def check_residual(residual_forward: Callable[..., np.ndarray],
                                  "accumulate).")
         assert_close(p.grad, q.grad, what=f"the gradient of the block's {name!r}",
                      hint="Call block.backward(grad_out) exactly once, after the forward pass.")
-    passed("the residual forward adds the identity, and the backward adds both paths.")
+    passed("residual: the identity is added forward, both paths backward.")
 
 
 # -- per-layer gradient norms -------------------------------------------------------
@@ -165,8 +165,7 @@ def check_dense_gradient_norms(dense_gradient_norms: Callable[[Layer], object]) 
         assert_close(norms, expected, what=what,
                      hint="For each Dense layer in model.modules(), compute "
                           "np.linalg.norm(layer.weight.grad).")
-    passed("dense_gradient_norms finds every Dense layer, in order, and measures its "
-           "weight gradient.")
+    passed("dense_gradient_norms: every Dense layer, in order.")
 
 
 # -- the pre-LN residual block ------------------------------------------------------
@@ -255,8 +254,7 @@ def check_pre_ln_block(pre_ln_block: Callable[..., Layer]) -> None:
     if np.allclose(y_other, y):
         raise AssertionError(f"{what} gave the same block for different rng seeds: pass rng "
                              "to the Dense layers (Dense(dim, hidden, rng=rng)).")
-    passed("pre_ln_block builds x + Dense(ReLU(Dense(LayerNorm(x)))), from the rng it is "
-           "given.")
+    passed("pre_ln_block: x + Dense(ReLU(Dense(LayerNorm(x)))), from rng.")
 
 
 def _call(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, what: str) -> np.ndarray:
