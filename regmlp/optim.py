@@ -156,6 +156,7 @@ class Adam(Optimizer):
         self.eps = check_number(eps, "eps", low=0.0)
         self.m = [np.zeros_like(p.value) for p in self.params]
         self.v = [np.zeros_like(p.value) for p in self.params]
+        self._tmp = [np.empty_like(p.value) for p in self.params]  # scratch for _update
 
     def _update(self, i: int, p: Parameter) -> None:
         beta1, beta2 = self.betas
@@ -165,16 +166,20 @@ class Adam(Optimizer):
                 p.value *= 1.0 - self.lr * self.weight_decay
             else:
                 g = g + self.weight_decay * p.value
-        m, v = self.m[i], self.v[i]
+        # In place: tmp is scratch space, so no temporary the size of p is made.
+        m, v, tmp = self.m[i], self.v[i], self._tmp[i]
+        # m <- beta1 m + (1 - beta1) g
         m *= beta1
-        m += (1.0 - beta1) * g
+        m += np.multiply(1.0 - beta1, g, out=tmp)
+        # v <- beta2 v + (1 - beta2) g^2
         v *= beta2
-        v += (1.0 - beta2) * (g * g)
-        step_size = self.lr / (1.0 - beta1 ** self.t)
-        denom = np.sqrt(v)
+        v += np.multiply(1.0 - beta2, np.square(g, out=tmp), out=tmp)
+        # p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        denom = np.sqrt(v, out=tmp)
         denom /= math.sqrt(1.0 - beta2 ** self.t)
         denom += self.eps
-        p.value -= step_size * (m / denom)
+        step_size = self.lr / (1.0 - beta1 ** self.t)
+        p.value -= np.multiply(step_size, np.divide(m, denom, out=tmp), out=tmp)
 
 
 class AdamW(Adam):
