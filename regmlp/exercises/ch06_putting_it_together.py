@@ -1,3 +1,359 @@
-"""Checkers for the exercises of chapter ch06_putting_it_together."""
+"""Checkers for the exercises of chapter 6, *Putting it together*.
 
-__all__: list[str] = []
+* :func:`check_choose_config`: the one-standard-error rule over seeds, from a
+  table of runs (one row per configuration and seed);
+* :func:`check_paired_difference`: the per-seed (paired) difference between a
+  configuration and the baseline, with its standard error;
+* :func:`check_median_ape`: standardised log-price predictions back to dollars,
+  and their median absolute percentage error.
+
+Each checker runs the learner's function on small, fixed tables or arrays,
+compares the answer with one computed here independently, and, when it is
+wrong, says which mistake the answer matches (test leakage, a single lucky
+seed, a forgotten ``exp``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._common import passed, run_learner_code
+
+__all__ = ["check_choose_config", "check_paired_difference", "check_median_ape"]
+
+
+# -- shared helpers ----------------------------------------------------------------------
+
+def _runs_table(valid: dict[str, Sequence[float]], test: dict[str, Sequence[float]] | None = None,
+                *, order_seed: int = 0) -> pd.DataFrame:
+    """A long table (config, seed, valid_loss, test_loss), its rows in a shuffled order."""
+    rows = []
+    for config, losses in valid.items():
+        for seed, loss in enumerate(losses):
+            test_loss = np.nan if test is None else test[config][seed]
+            rows.append({"config": config, "seed": 10 + seed, "valid_loss": float(loss),
+                         "test_loss": float(test_loss)})
+    table = pd.DataFrame(rows)
+    order = np.random.default_rng(order_seed).permutation(len(table))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def _mean_se(values: Sequence[float], ddof: int = 1) -> tuple[float, float]:
+    """Mean and standard error ``std(ddof) / sqrt(n)``, written out in plain Python."""
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - ddof)
+    return mean, (var ** 0.5) / n ** 0.5
+
+
+def _one_se(valid: dict[str, Sequence[float]], simplicity: Sequence[str], *,
+            spread: str = "se", ddof: int = 1) -> str:
+    """The one-standard-error choice (the reference), or a variant of it for the traps."""
+    stats = {c: _mean_se(v, ddof) for c, v in valid.items()}
+    best = min(stats, key=lambda c: stats[c][0])
+    mean, se = stats[best]
+    width = se * len(valid[best]) ** 0.5 if spread == "std" else se
+    return next(c for c in simplicity if stats[c][0] <= mean + width)
+
+
+# -- exercise: choose a configuration by the one-standard-error rule ------------------------
+
+_RULE = ("The rule: average each configuration's validation loss over its seeds, find the "
+         "best mean, and take the FIRST configuration in `simplicity` whose mean is <= best "
+         "mean + SE(best), with SE = std(ddof=1) / sqrt(n_seeds).")
+
+
+def _choose_cases() -> list[dict[str, Any]]:
+    """Fixed tables (validation and test losses per seed) and the order of simplicity.
+
+    Each table is built so that one typical mistake changes the answer; every
+    table also has a ``test_loss`` column that points elsewhere.
+    """
+    cases = [
+        # A simpler configuration lies within one SE of the best mean.
+        dict(name="a simpler configuration within one standard error of the best",
+             valid={"baseline": [0.260, 0.250, 0.270, 0.255],
+                    "early stopping": [0.222, 0.214, 0.226, 0.218],
+                    "combined": [0.206, 0.226, 0.200, 0.232]},
+             simplicity=["baseline", "early stopping", "combined"]),
+        # One lucky seed: 'dropout' has the single best run but a poor mean.
+        dict(name="one lucky seed",
+             valid={"baseline": [0.250, 0.262, 0.244],
+                    "weight decay": [0.214, 0.219, 0.212],
+                    "dropout": [0.190, 0.262, 0.258]},
+             simplicity=["baseline", "weight decay", "dropout"]),
+        # The test losses point to another configuration than the validation losses.
+        dict(name="a table that also logged test losses",
+             valid={"baseline": [0.250, 0.254, 0.246],
+                    "weight decay": [0.231, 0.236, 0.229],
+                    "dropout": [0.214, 0.216, 0.212]},
+             test={"baseline": [0.249, 0.251, 0.247],
+                   "weight decay": [0.198, 0.200, 0.196],
+                   "dropout": [0.240, 0.238, 0.242]},
+             simplicity=["baseline", "weight decay", "dropout"]),
+        # Within one standard deviation of the best, but not within one standard error.
+        dict(name="standard deviation versus standard error",
+             valid={"baseline": [0.250, 0.262, 0.244, 0.256],
+                    "weight decay": [0.2255, 0.2275, 0.2235, 0.2265],
+                    "combined": [0.210, 0.230, 0.212, 0.228]},
+             simplicity=["baseline", "weight decay", "combined"]),
+        # Within one SE with ddof=1, not with ddof=0.
+        dict(name="sample standard deviation (ddof=1)",
+             valid={"baseline": [0.250, 0.262, 0.244],
+                    "weight decay": [0.2200, 0.2210, 0.2205],
+                    "combined": [0.205, 0.225, 0.215]},
+             simplicity=["baseline", "weight decay", "combined"]),
+        # The order of `simplicity` differs from the table's order and from sorted order.
+        dict(name="the order given by `simplicity`",
+             valid={"wd+dropout": [0.204, 0.218, 0.208],
+                    "all three": [0.211, 0.215, 0.212],
+                    "plain": [0.260, 0.250, 0.270],
+                    "wd": [0.212, 0.216, 0.213]},
+             simplicity=["plain", "wd", "wd+dropout", "all three"]),
+    ]
+    for case in cases:
+        if "test" not in case:  # test losses that favour another configuration
+            names = list(case["valid"])
+            case["test"] = {c: case["valid"][names[i - 1]] for i, c in enumerate(names)}
+        case["runs"] = _runs_table(case["valid"], case["test"])
+    return cases
+
+
+def _mistakes() -> list[tuple[Callable[[dict[str, Any]], str], str]]:
+    """Typical wrong versions of the rule, as functions of a case, with what to tell the learner."""
+    leakage = ("your choice follows the 'test_loss' column. Choosing with the test set is test "
+               "leakage: the test loss of the chosen model is then an optimistic, biased "
+               "estimate. Use only 'valid_loss' to choose; the test set is opened once, after "
+               "the choice.")
+
+    def by_order(order: Callable[[dict[str, Any]], list[str]]) -> Callable[..., str]:
+        return lambda case: _one_se(case["valid"], order(case))
+
+    return [
+        (lambda case: min(case["valid"], key=lambda c: _mean_se(case["valid"][c])[0]),
+         "you return the configuration with the lowest mean validation loss, ignoring the "
+         "spread over seeds: a simpler configuration whose mean is within one standard error "
+         "of the best is not distinguishable from it and should be preferred. " + _RULE),
+        (lambda case: min(case["valid"], key=lambda c: min(case["valid"][c])),
+         "you choose by the single lowest run. One run is luck, not evidence: average each "
+         "configuration's validation loss over its seeds first (group the rows by 'config'). "
+         + _RULE),
+        (lambda case: _one_se(case["test"], case["simplicity"]), leakage),
+        (lambda case: min(case["test"], key=lambda c: _mean_se(case["test"][c])[0]), leakage),
+        (lambda case: _one_se(case["valid"], case["simplicity"], spread="std"),
+         "you use the standard deviation of the best configuration as the margin. The rule "
+         "uses its standard error, SE = std(ddof=1) / sqrt(n_seeds): the uncertainty of a "
+         "MEAN over n seeds, smaller than that of a single run."),
+        (lambda case: _one_se(case["valid"], case["simplicity"], ddof=0),
+         "your margin is a little too small: use the sample standard deviation (ddof=1, "
+         "pandas' default; np.std uses ddof=0 unless told) in SE = std / sqrt(n_seeds)."),
+        (by_order(lambda case: list(dict.fromkeys(case["runs"]["config"]))),
+         "you take the first configuration under the threshold in the table's row order; "
+         "take the first in the order of `simplicity` (simplest first)."),
+        (by_order(lambda case: sorted(case["valid"])),
+         "you take the first configuration under the threshold in alphabetical order; "
+         "take the first in the order of `simplicity` (simplest first)."),
+    ]
+
+
+def check_choose_config(choose_config: Callable[..., Any]) -> None:
+    """Check ``choose_config(runs, simplicity) -> str`` (the one-standard-error rule).
+
+    ``runs`` is a DataFrame with one row per run and the columns ``config``,
+    ``seed``, ``valid_loss`` and ``test_loss``; the right answer is the first
+    configuration in ``simplicity`` whose mean validation loss over its seeds
+    is at most the best mean plus the standard error of the best
+    configuration, ``std(ddof=1) / sqrt(n)``.
+    """
+    cases = _choose_cases()
+    answers = []
+    for case in cases:
+        got = run_learner_code(choose_config, case["runs"].copy(), list(case["simplicity"]),
+                               what="choose_config(runs, simplicity)")
+        if not isinstance(got, str):
+            raise AssertionError(f"choose_config should return the configuration's name (a str), "
+                                 f"got {type(got).__name__} {got!r}")
+        answers.append(got)
+    expected = [_one_se(case["valid"], case["simplicity"]) for case in cases]
+    if answers == expected:
+        passed("choose_config applies the one-standard-error rule on validation losses only.")
+        return
+    i = next(i for i, (a, e) in enumerate(zip(answers, expected, strict=True)) if a != e)
+    where = (f"On the table '{cases[i]['name']}' you chose {answers[i]!r}, expected "
+             f"{expected[i]!r}: ")
+    for mistake, message in _mistakes():
+        if answers == [mistake(case) for case in cases]:
+            raise AssertionError(where + message)
+    if answers[i] not in cases[i]["valid"]:
+        raise AssertionError(where + f"{answers[i]!r} is not one of the configurations "
+                             f"{sorted(cases[i]['valid'])}.")
+    raise AssertionError(where + _RULE)
+
+
+# -- exercise: the paired difference over seeds ------------------------------------------------
+
+def _paired_table() -> pd.DataFrame:
+    """Runs where pairing by seed matters: a shared per-seed offset and shuffled rows."""
+    offsets = [0.020, -0.015, 0.000, 0.030, -0.010]
+    base = [0.240 + o for o in offsets]
+    wd = [0.222 + o + e for o, e in zip(offsets, [0.002, -0.001, 0.003, 0.000, -0.004],
+                                        strict=True)]
+    drop = [0.231 + o + e for o, e in zip(offsets, [-0.003, 0.004, 0.001, -0.002, 0.000],
+                                          strict=True)]
+    return _runs_table({"baseline": base, "weight decay": wd, "dropout": drop},
+                       {"baseline": base, "weight decay": wd, "dropout": drop}, order_seed=3)
+
+
+def _diffs(runs: pd.DataFrame, config: str, baseline: str) -> list[float]:
+    """The per-seed differences config - baseline, matched explicitly by seed."""
+    base = {int(r.seed): r.valid_loss for r in runs.itertuples() if r.config == baseline}
+    return [r.valid_loss - base[int(r.seed)] for r in runs.itertuples() if r.config == config]
+
+
+def check_paired_difference(paired_difference: Callable[..., Any]) -> None:
+    """Check ``paired_difference(runs, config, baseline) -> (mean, se)``.
+
+    The per-seed differences ``valid_loss(config, s) - valid_loss(baseline, s)``
+    are matched **by seed** (not by row order); the answer is their mean and
+    their standard error ``std(ddof=1) / sqrt(n)``.
+    """
+    runs = _paired_table()
+    for config in ("weight decay", "dropout"):
+        mean, se = _mean_se(_diffs(runs, config, "baseline"))
+        got = run_learner_code(paired_difference, runs.copy(), config, "baseline",
+                               what=f"paired_difference(runs, {config!r}, 'baseline')")
+        try:
+            got_mean, got_se = (float(v) for v in got)
+        except (TypeError, ValueError):
+            raise AssertionError(f"paired_difference should return two numbers (mean, se), "
+                                 f"got {got!r}") from None
+        what = f"For {config!r} against 'baseline' "
+        if np.isclose(got_mean, -mean, rtol=1e-9, atol=1e-12) and mean != 0:
+            raise AssertionError(what + f"your mean difference is {got_mean:.6f}, expected "
+                                 f"{mean:.6f}: the sign is reversed. Compute config minus "
+                                 "baseline, so that a negative value means an improvement.")
+        if not np.isclose(got_mean, mean, rtol=1e-9, atol=1e-12):
+            raise AssertionError(what + f"your mean difference is {got_mean:.6f}, expected "
+                                 f"{mean:.6f}. Subtract the baseline's validation loss of the "
+                                 "same seed from each run of the configuration, then average.")
+        if np.isclose(got_se, se, rtol=1e-9, atol=1e-12):
+            continue
+        _, se_config = _mean_se(runs.loc[runs.config == config, "valid_loss"].tolist())
+        _, se_base = _mean_se(runs.loc[runs.config == "baseline", "valid_loss"].tolist())
+        unpaired = (se_config ** 2 + se_base ** 2) ** 0.5
+        by_rows = np.subtract(runs.loc[runs.config == config, "valid_loss"].to_numpy(),
+                              runs.loc[runs.config == "baseline", "valid_loss"].to_numpy())
+        _, se_rows = _mean_se(list(by_rows))
+        diffs = _diffs(runs, config, "baseline")
+        _, se_ddof0 = _mean_se(diffs, ddof=0)
+        std = se * len(diffs) ** 0.5
+        hints = [
+            (unpaired, "that is the unpaired standard error sqrt(SE_a**2 + SE_b**2), which "
+                       "ignores that the two configurations share each seed's luck. Take the "
+                       "standard error of the per-seed differences instead."),
+            (se_rows, "the differences were paired by row order, but the rows are not sorted "
+                      "by seed: match the runs by their 'seed' value (e.g. pivot the table to "
+                      "one column per configuration, indexed by seed)."),
+            (se_ddof0, "use the sample standard deviation of the differences (ddof=1, pandas' "
+                       "default; np.std uses ddof=0 unless told)."),
+            (std, "that is the standard deviation of the differences; the standard error of "
+                  "their mean divides it by sqrt(n_seeds)."),
+        ]
+        for value, hint in hints:
+            if np.isclose(got_se, value, rtol=1e-9, atol=1e-12):
+                raise AssertionError(what + f"your standard error is {got_se:.6f}, expected "
+                                     f"{se:.6f}: {hint}")
+        raise AssertionError(what + f"your standard error is {got_se:.6f}, expected {se:.6f}: "
+                             "it is std(ddof=1) / sqrt(n) of the per-seed differences.")
+    passed("paired_difference pairs the runs by seed and gives the standard error of the "
+           "differences.")
+
+
+# -- exercise: from standardised log prices to dollars ------------------------------------------
+
+def _price_case() -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Targets and predictions whose own mean and std differ from the training statistics."""
+    rng = np.random.default_rng(2024)
+    y = rng.normal(0.4, 0.8, size=(9, 1))
+    pred = y + rng.normal(0.0, 0.5, size=(9, 1))
+    return pred, y, 12.02, 0.405
+
+
+def check_median_ape(median_ape: Callable[..., Any]) -> None:
+    """Check ``median_ape(pred, y, target_mean, target_std) -> float`` (in percent).
+
+    Both arrays are in the scale of ``Split.y``; the prices are
+    ``exp(v * target_std + target_mean)`` and the answer is
+    ``100 * median(|price_pred - price| / price)``.
+    """
+    pred, y, mu, sigma = _price_case()
+
+    def mdape(p_hat: np.ndarray, p: np.ndarray, *, scale: float = 100.0,
+              reduce: Callable[[np.ndarray], float] = np.median, denom: str = "true") -> float:
+        ref = p if denom == "true" else p_hat
+        return float(scale * reduce(np.abs(p_hat - p) / np.abs(ref)))
+
+    def price(v: np.ndarray, m: float = mu, s: float = sigma) -> np.ndarray:
+        return np.exp(v * s + m)
+
+    expected = mdape(price(pred), price(y))
+    got = run_learner_code(median_ape, pred.copy(), y.copy(), mu, sigma,
+                           what="median_ape(pred, y, target_mean, target_std)")
+    if np.ndim(got) != 0:
+        raise AssertionError(f"median_ape should return one number (a percentage), got an "
+                             f"array of shape {np.shape(got)}")
+    try:
+        got = float(got)
+    except (TypeError, ValueError):
+        raise AssertionError(f"median_ape should return a number, got {got!r}") from None
+    if np.isclose(got, expected, rtol=1e-9):
+        # A second case: an even number of houses (the median averages the middle two).
+        pred2, y2 = pred[:8] * 0.7, y[:8]
+        expected2 = mdape(price(pred2), price(y2))
+        got2 = float(run_learner_code(median_ape, pred2.copy(), y2.copy(), mu, sigma,
+                                      what="median_ape(pred, y, target_mean, target_std)"))
+        if not np.isclose(got2, expected2, rtol=1e-9):
+            raise AssertionError(f"With 8 houses median_ape gave {got2:.4f}%, expected "
+                                 f"{expected2:.4f}%: with an even count the median is the mean "
+                                 "of the two middle values (np.median does that).")
+        passed(f"median_ape converts to dollars and gives the median error "
+               f"({expected:.2f}% on the check's data).")
+        return
+
+    log_p_hat, log_p = pred * sigma + mu, y * sigma + mu
+    own_mean, own_std = float(y.mean()), float(y.std())
+    traps = [
+        (mdape(log_p_hat, log_p),
+         "the errors were taken on log prices. Undo the log: price = exp(y * target_std + "
+         "target_mean); a 1% error on log(price) is a far larger error on the price."),
+        (mdape(pred, y),
+         "the errors were taken on the standardised log scale itself. Convert both arrays to "
+         "dollars first: price = exp(y * target_std + target_mean)."),
+        (mdape(np.exp(pred), np.exp(y)),
+         "exp was applied without undoing the standardisation. Multiply by target_std and add "
+         "target_mean before exp."),
+        (mdape(price(pred, own_mean, own_std), price(y, own_mean, own_std)),
+         "the conversion used the mean and std of the arrays you were given, not the training "
+         "statistics target_mean and target_std: the scaling must be undone with the numbers "
+         "that made it (the training set's), whatever set you evaluate."),
+        (mdape(price(pred, y.mean() * sigma + mu, sigma), price(y, y.mean() * sigma + mu, sigma)),
+         "the conversion used a mean computed from the evaluated set; use target_mean."),
+        (mdape(price(pred), price(y), reduce=np.mean),
+         "that is the MEAN absolute percentage error; the median (np.median) is asked for: a "
+         "few badly priced houses should not dominate the typical error."),
+        (mdape(price(pred), price(y), denom="pred"),
+         "the errors were divided by the predicted price; divide by the actual price."),
+        (mdape(price(pred), price(y), scale=1.0),
+         "that is a fraction; return a percentage (multiply by 100)."),
+    ]
+    for value, hint in traps:
+        if np.isclose(got, value, rtol=1e-7):
+            raise AssertionError(f"median_ape returned {got:.4f}, expected {expected:.4f}%: "
+                                 f"{hint}")
+    raise AssertionError(f"median_ape returned {got:.4f}, expected {expected:.4f}%: convert "
+                         "both arrays to dollars with exp(v * target_std + target_mean), then "
+                         "take 100 * median(|predicted - actual| / actual).")
