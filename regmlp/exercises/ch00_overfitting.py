@@ -79,7 +79,7 @@ def check_standardize(standardize: Callable[[np.ndarray, np.ndarray], tuple]) ->
     mean, scale = _scaler(x_train)
     want_train, want_new = (x_train - mean) / scale, (x_new - mean) / scale
     if np.allclose(got_train, want_train) and np.allclose(got_new, want_new):
-        passed("both sets are standardised with the training statistics only.")
+        passed("both sets standardised with training statistics only.")
         return
 
     both = np.concatenate([x_train, x_new])
@@ -176,7 +176,7 @@ def check_ridge_path(ridge_path: Callable[[np.ndarray, np.ndarray, np.ndarray], 
 
     want_w, want_b = _path(x, y, n * lams / 2)
     if np.allclose(weights, want_w) and np.allclose(intercepts, want_b):
-        passed(f"the ridge path matches the normal equations for all {len(lams)} lambdas.")
+        passed(f"the ridge path matches the normal equations ({len(lams)} lambdas).")
         return
 
     if not (np.allclose(weights[0], want_w[0]) and np.allclose(intercepts[0], want_b[0])):

@@ -116,7 +116,7 @@ def check_l2_penalty(l2_penalty: Callable[[list[Parameter], float], tuple]) -> N
                                  "d/dtheta of (lam/2) * theta**2 is lam * theta.")
         assert_close(g, lam * p.value, what=f"grads[{i}]",
                      hint="The gradient of (lam/2) * sum(theta**2) is lam * theta.")
-    passed("the L2 penalty and its gradient, over the decayed parameters only.")
+    passed("L2 penalty and gradient, decayed parameters only.")
 
 
 # --------------------------------------------------------------------------
@@ -305,8 +305,7 @@ def check_decay_mask(decay_mask: Callable[[dict[str, np.ndarray]], dict[str, boo
                        else "a Dense " + ("weight matrix" if p.value.ndim == 2 else "bias"))
     wrong = {name: bool(result[name]) for name in want if bool(result[name]) != want[name]}
     if not wrong:
-        passed(f"{sum(want.values())} weight matrices decayed, "
-               f"{len(want) - sum(want.values())} biases and LayerNorm parameters not.")
+        passed(f"only the {sum(want.values())} weight matrices are decayed.")
         return
     listed = ", ".join(f"{n!r} ({kinds[n]})" for n in wrong)
     reasons = []
