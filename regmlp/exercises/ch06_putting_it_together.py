@@ -180,7 +180,7 @@ def check_choose_config(choose_config: Callable[..., Any]) -> None:
         answers.append(got)
     expected = [_one_se(case["valid"], case["simplicity"]) for case in cases]
     if answers == expected:
-        passed("choose_config applies the one-standard-error rule on validation losses only.")
+        passed("choose_config applies the one-standard-error rule.")
         return
     i = next(i for i, (a, e) in enumerate(zip(answers, expected, strict=True)) if a != e)
     where = (f"On the table '{cases[i]['name']}' you chose {answers[i]!r}, expected "
@@ -269,8 +269,7 @@ def check_paired_difference(paired_difference: Callable[..., Any]) -> None:
                                      f"{se:.6f}: {hint}")
         raise AssertionError(what + f"your standard error is {got_se:.6f}, expected {se:.6f}: "
                              "it is std(ddof=1) / sqrt(n) of the per-seed differences.")
-    passed("paired_difference pairs the runs by seed and gives the standard error of the "
-           "differences.")
+    passed("paired_difference pairs the runs by seed.")
 
 
 # -- exercise: from standardised log prices to dollars ------------------------------------------
@@ -320,8 +319,7 @@ def check_median_ape(median_ape: Callable[..., Any]) -> None:
             raise AssertionError(f"With 8 houses median_ape gave {got2:.4f}%, expected "
                                  f"{expected2:.4f}%: with an even count the median is the mean "
                                  "of the two middle values (np.median does that).")
-        passed(f"median_ape converts to dollars and gives the median error "
-               f"({expected:.2f}% on the check's data).")
+        passed("median_ape converts to dollars, then takes the median.")
         return
 
     log_p_hat, log_p = pred * sigma + mu, y * sigma + mu
