@@ -40,7 +40,7 @@ class MSE:
             raise ValueError(f"target must have the shape of pred {pred.shape}, "
                              f"got {target.shape}")
         self._diff = pred - target
-        return float(np.mean(self._diff * self._diff))
+        return float(np.sum(self._diff * self._diff) / self._diff.size)
 
     __call__ = forward
 
