@@ -216,6 +216,19 @@ def _check_callbacks(callbacks: object) -> list[Callback]:
     return callbacks
 
 
+def _in_model_dtype(model: Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` in the dtype of the model's parameters, when they all share one.
+
+    Converted once, before the loop: float32 layers then train in float32 end to end
+    (float64 targets would turn the loss and the whole backward pass into float64).
+    """
+    dtypes = {p.value.dtype for p in model.parameters()}
+    if len(dtypes) != 1:
+        return x, y
+    dtype = dtypes.pop()
+    return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+
+
 # -- progress bar -----------------------------------------------------------------
 
 _OFF = ("0", "false", "no", "off")
@@ -340,9 +353,11 @@ def fit(model: Layer, train: Sequence[np.ndarray], valid: Sequence[np.ndarray] |
 
     Notes
     -----
-    Every argument is checked once, before the first epoch. Epochs are
-    numbered from 0. After ``fit`` (even if it raises) every layer's
-    ``training`` flag is what it was before.
+    Every argument is checked once, before the first epoch. The data is
+    used in the dtype of the model's parameters (converted once, so a
+    float32 model trains in float32 throughout). Epochs are numbered
+    from 0. After ``fit`` (even if it raises) every layer's ``training``
+    flag is what it was before.
 
     Examples
     --------
@@ -355,9 +370,9 @@ def fit(model: Layer, train: Sequence[np.ndarray], valid: Sequence[np.ndarray] |
     [0, 1, 2]
     """
     model = _check_model(model)
-    x, y = _check_data(train, "train")
+    x, y = _in_model_dtype(model, *_check_data(train, "train"))
     if valid is not None:
-        xv, yv = _check_data(valid, "valid")
+        xv, yv = _in_model_dtype(model, *_check_data(valid, "valid"))
         if xv.shape[1] != x.shape[1]:
             raise ValueError(f"valid x has {xv.shape[1]} features but train x has {x.shape[1]}")
     epochs = _check_positive_int(epochs, "epochs")
@@ -414,7 +429,7 @@ def evaluate(model: Layer, x: np.ndarray, y: np.ndarray, loss: Any) -> float:
     0.1234
     """
     model = _check_model(model)
-    x, y = _check_xy(x, y)
+    x, y = _in_model_dtype(model, *_check_xy(x, y))
     _check_has(loss, "loss", ("forward", "backward"), "MSE()")
     return _eval_loss(model, x, y, loss)
 

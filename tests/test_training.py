@@ -578,3 +578,27 @@ def test_progress_shown_in_a_jupyter_kernel(monkeypatch):
 
 def test_in_notebook_is_false_here():
     assert training._in_notebook() is False
+
+
+def test_a_float32_model_trains_in_float32_on_float64_data():
+    """The data is converted to the parameters' dtype once: no float64 loss or backward."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 3)), rng.standard_normal((40, 1))   # float64
+    model = Sequential(Dense(3, 4, rng=0, dtype=np.float32), ReLU(),
+                       Dense(4, 1, rng=1, dtype=np.float32))
+    seen = []
+
+    class Spy(MSE):
+        def backward(self):
+            grad = super().backward()
+            seen.append(grad.dtype)
+            return grad
+
+    fit(model, (x, y), (x, y), loss=Spy(), optimizer=SGD(model.parameters(), lr=0.1),
+        epochs=2, batch_size=16, rng=0, progress=False)
+    assert set(seen) == {np.dtype(np.float32)}
+    assert all(p.value.dtype == p.grad.dtype == np.float32 for p in model.parameters())
+    # evaluate uses the same dtype, so it agrees with fit's validation loss
+    history = fit(model, (x, y), (x, y), loss=MSE(), optimizer=SGD(model.parameters(), lr=0.0),
+                  epochs=1, rng=0, progress=False)
+    assert history.valid_loss[-1] == evaluate(model, x, y, MSE())
