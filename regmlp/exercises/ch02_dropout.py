@@ -157,8 +157,7 @@ def check_dropout_forward(dropout_forward: Callable[..., np.ndarray]) -> None:
             f"{float(np.max(np.abs(out_eval[x != 0] / x[x != 0]))):.3g}). In evaluation "
             "dropout must be switched off: return x unchanged. Inverted dropout already made "
             "the expected training output equal to x, so no rescaling is needed at test time.")
-    passed("dropout_forward drops each entry with probability p, scales the survivors by "
-           "1/(1-p), draws its mask from rng, and is the identity in evaluation.")
+    passed("dropout_forward: right mask, 1/(1-p) scaling, identity in eval.")
 
 
 # -- the backward pass --------------------------------------------------------------
@@ -220,8 +219,7 @@ def check_dropout_backward(dropout_backward: Callable[..., np.ndarray]) -> None:
         assert_close(dx, expected, what=what, rtol=1e-6, atol=1e-8,
                      hint="The forward pass is out = x * mask / (1 - p), so by the chain rule "
                           "grad_in = grad_out * mask / (1 - p).")
-    passed("dropout_backward passes the gradient through the kept entries only, scaled by "
-           "1/(1-p), as finite differences of the forward pass say.")
+    passed("dropout_backward agrees with finite differences.")
 
 
 # -- Monte Carlo dropout -------------------------------------------------------------
@@ -319,5 +317,4 @@ def check_mc_dropout(mc_dropout_predict: Callable[..., tuple]) -> None:
             raise AssertionError(
                 f"{what} returned std {np.round(std[:, 0], 4)}, but the exact standard "
                 f"deviation over dropout masks is {np.round(ref_std[:, 0], 4)}. {hint}")
-    passed("mc_dropout_predict averages stochastic passes with dropout active, returns their "
-           "mean and standard deviation, and leaves the model's modes as they were.")
+    passed("mc_dropout_predict: right mean and std, modes restored.")
