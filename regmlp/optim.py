@@ -156,7 +156,6 @@ class Adam(Optimizer):
         self.eps = check_number(eps, "eps", low=0.0)
         self.m = [np.zeros_like(p.value) for p in self.params]
         self.v = [np.zeros_like(p.value) for p in self.params]
-        self._tmp = [np.empty_like(p.value) for p in self.params]  # scratch for _update
 
     def _update(self, i: int, p: Parameter) -> None:
         beta1, beta2 = self.betas
@@ -166,8 +165,8 @@ class Adam(Optimizer):
                 p.value *= 1.0 - self.lr * self.weight_decay
             else:
                 g = g + self.weight_decay * p.value
-        # In place: tmp is scratch space, so no temporary the size of p is made.
-        m, v, tmp = self.m[i], self.v[i], self._tmp[i]
+        # In place, with one scratch array: the only array this update allocates.
+        m, v, tmp = self.m[i], self.v[i], np.empty_like(p.value)
         # m <- beta1 m + (1 - beta1) g
         m *= beta1
         m += np.multiply(1.0 - beta1, g, out=tmp)
