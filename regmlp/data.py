@@ -27,7 +27,8 @@ import pandas as pd
 
 from ._checks import as_array
 
-__all__ = ["Split", "Splits", "RawSplits", "CSVNotFoundError", "load_house_prices"]
+__all__ = ["Split", "Splits", "RawSplits", "CSVNotFoundError", "load_house_prices",
+           "house_prices_csv"]
 
 TARGET = "Sale_Price"
 CSV_NAME = "ames_numeric.csv"
@@ -251,6 +252,24 @@ def _default_csv() -> tuple[Path, list[Path]]:
     checkout = Path(__file__).resolve().parent.parent / "data" / CSV_NAME
     tried.append(checkout)
     return checkout, tried
+
+
+def house_prices_csv() -> Path:
+    """The path of the shipped Ames CSV (``ames_numeric.csv``), for reading it yourself.
+
+    Looks in the installed package first, then in the repository's ``data/``
+    folder; raises :class:`CSVNotFoundError` if neither has it.
+
+    Examples
+    --------
+    >>> pd.read_csv(house_prices_csv()).shape
+    (2930, 34)
+    """
+    source, tried = _default_csv()
+    if not source.is_file():
+        where = " or ".join(str(p) for p in tried)
+        raise CSVNotFoundError(f"house-price CSV not found: looked for {where}; {REGENERATE}")
+    return source
 
 
 class CSVNotFoundError(FileNotFoundError, ValueError):

@@ -374,3 +374,15 @@ def test_loader_finds_the_csv_in_an_installed_wheel(tmp_path):
     found, sizes = done.stdout.splitlines()
     assert Path(found) == target / "regmlp" / "_data" / "ames_numeric.csv"
     assert tuple(map(int, sizes.split())) == SIZES
+
+
+def test_house_prices_csv_is_the_shipped_file():
+    path = data_module.house_prices_csv()
+    assert path.is_file() and path.name == "ames_numeric.csv"
+    assert path.read_bytes() == CSV.read_bytes()
+
+
+def test_house_prices_csv_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(data_module, "CSV_NAME", "not_there.csv")
+    with pytest.raises(data_module.CSVNotFoundError, match="make_ames.py"):
+        data_module.house_prices_csv()
