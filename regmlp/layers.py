@@ -195,6 +195,7 @@ class Sequential(Layer):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{i}] must be a Layer, got {type(layer).__name__}")
         self.layers = list(layers)
+        _check_no_repeats(self)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         for layer in self.layers:
@@ -223,6 +224,17 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _check_no_repeats(model: Layer) -> None:
+    """Refuse a layer object used twice: its second forward would overwrite the cache
+    (inputs, masks) that the first one's backward needs, a silent wrong gradient."""
+    seen: set[int] = set()
+    for module in model.modules():
+        if id(module) in seen:
+            raise ValueError(f"layers: {module!r} appears twice in the model; a layer keeps "
+                             "the cache of its last forward, so create a new layer instead")
+        seen.add(id(module))
 
 
 class Dense(Layer):
@@ -473,6 +485,7 @@ class Residual(Layer):
         if not isinstance(block, Layer):
             raise TypeError(f"block must be a Layer, got {type(block).__name__}")
         self.block = block
+        _check_no_repeats(self)
 
     def children(self) -> list[tuple[str, Layer]]:
         return [("block", self.block)]

@@ -468,3 +468,17 @@ def test_same_seed_same_init_and_masks():
 def test_layer_base_class_is_abstract():
     with pytest.raises(NotImplementedError):
         Layer().forward(np.ones(2))
+
+
+def test_a_layer_object_used_twice_is_refused():
+    # The second call would overwrite the first call's cache (a Dropout's mask,
+    # a Dense's input), so backward would silently be wrong.
+    drop = Dropout(0.5, rng=0)
+    with pytest.raises(ValueError, match="appears twice"):
+        Sequential(Dense(4, 4, rng=0), drop, Dense(4, 4, rng=1), drop)
+    dense = Dense(4, 4, rng=0)
+    with pytest.raises(ValueError, match="appears twice"):
+        Sequential(dense, Residual(Sequential(dense)))
+    block = Sequential(Dense(4, 4, rng=2), ReLU())
+    with pytest.raises(ValueError, match="appears twice"):
+        Sequential(Residual(block), Residual(block))
