@@ -107,11 +107,14 @@ exercises: venv
 strip: venv
 	$(RUN) python tools/strip_outputs.py chapters/*.ipynb
 
-# torch is installed on its own (it is not in constraints.txt), pinned.
+# torch is installed on its own (it is not in constraints.txt), pinned (the CPU wheel).
+# The benchmark runs with both libraries' default threads (not ONE_THREAD); it gives the
+# chapters it executes the book build's environment itself. It writes benchmarks/RESULTS.md.
+# Options: make bench BENCH_ARGS="--quick" (python benchmarks/bench.py --help).
 bench: venv
-	$(RUN) python -m pip install "torch==$(TORCH_VERSION)"
-	$(RUN) python -m pip install -c constraints.txt -e ".[bench]"
-	$(RUN) python benchmarks/bench.py
+	$(RUN) python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(RUN) python -m pip install --quiet -c constraints.txt -e ".[bench]"
+	$(RUN) python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
