@@ -33,7 +33,7 @@ ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 MATHJAX_SRC = $(shell $(VENV)/bin/python -c "import mathjax, pathlib; print(pathlib.Path(mathjax.__file__).parent / 'static/mathjax/es5')")
 MATHJAX_DIR := _build/mathjax-static/mathjax
 
-.PHONY: help venv mathjax book test chromium exercises strip bench clean distclean
+.PHONY: help venv mathjax book test chromium exercises strip torch parity bench clean distclean
 
 help:
 	@echo "make book       build the book into _build/html (open _build/html/index.html)"
@@ -42,6 +42,7 @@ help:
 	@echo "make chromium   install Debian's chromium for the browser test (root)"
 	@echo "make exercises  write learner notebooks (solutions as stubs) to _build/exercises"
 	@echo "make strip      remove outputs from chapters/*.ipynb before committing"
+	@echo "make parity     install torch $(TORCH_VERSION) and compare regmlp with PyTorch"
 	@echo "make bench      install torch $(TORCH_VERSION) and run benchmarks/bench.py"
 	@echo "make clean      remove _build and caches; 'make distclean' also .venv"
 
@@ -107,13 +108,20 @@ exercises: venv
 strip: venv
 	$(RUN) python tools/strip_outputs.py chapters/*.ipynb
 
-# torch is installed on its own (it is not in constraints.txt), pinned (the CPU wheel).
+# torch is installed on its own (it is not in constraints.txt) and pinned:
+# torch==2.13.0 takes the CPU build this machine keeps on disk.
+torch: venv
+	$(RUN) python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(RUN) python -m pip install --quiet -c constraints.txt -e ".[bench]"
+
+# regmlp against PyTorch: layers, loss and optimizers, values and gradients.
+parity: torch
+	$(RUN) python -m pytest -q -p no:cacheprovider tests/test_torch_parity.py tests/test_optim.py -k "torch or parity"
+
 # The benchmark runs with both libraries' default threads (not ONE_THREAD); it gives the
 # chapters it executes the book build's environment itself. It writes benchmarks/RESULTS.md.
 # Options: make bench BENCH_ARGS="--quick" (python benchmarks/bench.py --help).
-bench: venv
-	$(RUN) python -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(RUN) python -m pip install --quiet -c constraints.txt -e ".[bench]"
+bench: parity
 	$(RUN) python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
