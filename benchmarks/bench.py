@@ -645,8 +645,8 @@ def main() -> int:
             say(f"| {setup.name} | {dtype.name} | {epochs} | {peak:.1f} | {params:.2f} |")
     say()
     say("The peak of what NumPy allocated (as traced by tracemalloc) while building the model "
-        "and Adam and running fit, the data excluded: parameters, gradients and Adam's m and v "
-        "(4x the parameters together), then activations and temporaries.")
+        "and Adam and running fit, the data excluded: parameters, gradients and Adam's m, v and "
+        "scratch array (5x the parameters together), then activations and temporaries.")
     say()
 
     book_seconds = None

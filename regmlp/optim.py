@@ -156,6 +156,7 @@ class Adam(Optimizer):
         self.eps = check_number(eps, "eps", low=0.0)
         self.m = [np.zeros_like(p.value) for p in self.params]
         self.v = [np.zeros_like(p.value) for p in self.params]
+        self._scratch = [np.empty_like(p.value) for p in self.params]
 
     def _update(self, i: int, p: Parameter) -> None:
         beta1, beta2 = self.betas
@@ -165,20 +166,23 @@ class Adam(Optimizer):
                 p.value *= 1.0 - self.lr * self.weight_decay
             else:
                 g = g + self.weight_decay * p.value
-        # In place, with one scratch array: the only array this update allocates.
-        m, v, tmp = self.m[i], self.v[i], np.empty_like(p.value)
+        # In place, in a scratch array kept per parameter: nothing is allocated.
+        m, v, tmp = self.m[i], self.v[i], self._scratch[i]
         # m <- beta1 m + (1 - beta1) g
         m *= beta1
         m += np.multiply(1.0 - beta1, g, out=tmp)
         # v <- beta2 v + (1 - beta2) g^2
         v *= beta2
         v += np.multiply(1.0 - beta2, np.square(g, out=tmp), out=tmp)
-        # p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        # p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps), computed as
+        # p <- p - lr * c / (1 - beta1^t) * m / (sqrt(v) + eps * c), c = sqrt(1 - beta2^t):
+        # the same update (multiply through by c), with one pass over the array fewer.
+        c = math.sqrt(1.0 - beta2 ** self.t)
         denom = np.sqrt(v, out=tmp)
-        denom /= math.sqrt(1.0 - beta2 ** self.t)
-        denom += self.eps
-        step_size = self.lr / (1.0 - beta1 ** self.t)
-        p.value -= np.multiply(step_size, np.divide(m, denom, out=tmp), out=tmp)
+        denom += self.eps * c
+        step = np.divide(m, denom, out=tmp)
+        step *= self.lr * c / (1.0 - beta1 ** self.t)
+        p.value -= step
 
 
 class AdamW(Adam):
