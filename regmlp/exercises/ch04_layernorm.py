@@ -143,7 +143,7 @@ def check_layernorm_forward(layernorm_forward: Callable[..., np.ndarray]) -> Non
     assert_close(out3, _forward(x3, gamma, beta, eps), what=f"{what} on a (2, 3, 6) input",
                  hint="Take the statistics over the last axis (axis=-1, keepdims=True), "
                       "not axis=1, so that any number of leading axes works.")
-    passed("layernorm_forward: biased variance, eps inside the root, gain, shift.")
+    passed("layernorm_forward: biased variance, eps in the root, gain, shift.")
 
 
 # -- the backward pass --------------------------------------------------------------
