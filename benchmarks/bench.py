@@ -100,13 +100,26 @@ def blas_threads() -> int | None:
             return counts[0]
     except ImportError:
         pass
+    get = _openblas_function("get_num_threads")
+    return None if get is None else int(get())
+
+
+def set_blas_threads(n: int) -> None:
+    """Ask the OpenBLAS that NumPy loaded for ``n`` threads."""
+    set_ = _openblas_function("set_num_threads")
+    if set_ is None:
+        raise RuntimeError("cannot set OpenBLAS's threads: set OPENBLAS_NUM_THREADS instead")
+    set_(ctypes.c_int(n))
+
+
+def _openblas_function(verb: str) -> ctypes._CFuncPtr | None:
+    """``openblas_<verb>`` from the OpenBLAS bundled with NumPy (None if not found)."""
     libs = Path(np.__file__).parent.parent / "numpy.libs"
     for path in glob.glob(str(libs / "*openblas*")):
         lib = ctypes.CDLL(path)
-        for symbol in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
-                       "openblas_get_num_threads"):
+        for symbol in (f"scipy_openblas_{verb}64_", f"openblas_{verb}64_", f"openblas_{verb}"):
             if hasattr(lib, symbol):
-                return int(getattr(lib, symbol)())
+                return getattr(lib, symbol)
     return None
 
 
@@ -518,21 +531,6 @@ def time_chapters(chapters: list[Path]) -> list[tuple[str, float, str]]:
         rows.append((path.name, time.perf_counter() - start, status))
         print(f"  {path.name:40s} {rows[-1][1]:6.1f} s  {status}", flush=True)
     return rows
-
-
-# -- threads -------------------------------------------------------------------------
-
-def set_blas_threads(n: int) -> None:
-    """Ask the OpenBLAS that NumPy loaded for ``n`` threads."""
-    libs = Path(np.__file__).parent.parent / "numpy.libs"
-    for path in glob.glob(str(libs / "*openblas*")):
-        lib = ctypes.CDLL(path)
-        for symbol in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                       "openblas_set_num_threads"):
-            if hasattr(lib, symbol):
-                getattr(lib, symbol)(ctypes.c_int(n))
-                return
-    raise RuntimeError("cannot set OpenBLAS's threads: set OPENBLAS_NUM_THREADS instead")
 
 
 # -- the report ----------------------------------------------------------------------

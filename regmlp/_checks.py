@@ -12,7 +12,7 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["as_array", "check_number", "check_finite_array", "as_generator"]
+__all__ = ["as_array", "check_number", "check_int", "check_finite_array", "as_generator"]
 
 
 def as_generator(rng: np.random.Generator | int | None, name: str = "rng") -> np.random.Generator:
@@ -53,6 +53,16 @@ def check_number(
         right = "]" if high_inclusive and high is not None else ")"
         raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}, got {value:g}")
     return value
+
+
+def check_int(value: object, name: str, *, low: int = 0) -> int:
+    """Check that ``value`` is an integer (``bool`` refused) and at least ``low`` (0 or 1)."""
+    kind = "a positive integer" if low == 1 else "a non-negative integer"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be {kind}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be {kind}, got {value}")
+    return int(value)
 
 
 def as_array(x: object, name: str, dtype: np.dtype | type | None = None) -> np.ndarray:

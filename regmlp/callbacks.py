@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_number
+from ._checks import check_int, check_number
 
 __all__ = ["Callback", "TrainState", "EarlyStopping", "CSVLogger", "WandbLogger"]
 
@@ -75,15 +75,6 @@ class Callback:
 
     def on_train_end(self, state: TrainState) -> None:
         """Called once, after the last epoch."""
-
-
-def _check_count(value: object, name: str) -> int:
-    """A non-negative integer (``bool`` is refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a non-negative integer, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value}")
-    return int(value)
 
 
 def _check_flag(value: object, name: str) -> bool:
@@ -164,12 +155,12 @@ class EarlyStopping(Callback):
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         self.monitor = monitor
-        self.patience = _check_count(patience, "patience")
+        self.patience = check_int(patience, "patience")
         self.min_delta = check_number(min_delta, "min_delta", low=0.0)
         self.mode = mode
         self.baseline = None if baseline is None else check_number(baseline, "baseline")
         self.restore_best_weights = _check_flag(restore_best_weights, "restore_best_weights")
-        self.start_from_epoch = _check_count(start_from_epoch, "start_from_epoch")
+        self.start_from_epoch = check_int(start_from_epoch, "start_from_epoch")
         self.check_finite = _check_flag(check_finite, "check_finite")
         self._reset()
 

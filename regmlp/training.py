@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import as_array, as_generator, check_finite_array
+from ._checks import as_array, as_generator, check_finite_array, check_int
 from .callbacks import Callback, TrainState
 from .layers import Layer
 
@@ -37,14 +37,6 @@ __all__ = ["batches", "History", "fit", "evaluate", "predict"]
 
 
 # -- mini-batches --------------------------------------------------------------
-
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return int(value)
-
 
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int = 32, *,
             rng: np.random.Generator | int | None = None,
@@ -76,7 +68,7 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int = 32, *,
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
         raise ValueError(f"x and y must have the same number of rows, "
                          f"got shapes {x.shape} and {y.shape}")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size", low=1)
     order = as_generator(rng).permutation(len(x)) if shuffle else None
     return _iterate_batches(x, y, batch_size, order)
 
@@ -375,8 +367,8 @@ def fit(model: Layer, train: Sequence[np.ndarray], valid: Sequence[np.ndarray] |
         xv, yv = _in_model_dtype(model, *_check_data(valid, "valid"))
         if xv.shape[1] != x.shape[1]:
             raise ValueError(f"valid x has {xv.shape[1]} features but train x has {x.shape[1]}")
-    epochs = _check_positive_int(epochs, "epochs")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    epochs = check_int(epochs, "epochs", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1)
     _check_has(loss, "loss", ("forward", "backward"), "MSE()")
     _check_has(optimizer, "optimizer", ("zero_grad", "step"), "SGD(model.parameters(), lr=0.01)")
     if penalty is not None:
