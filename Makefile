@@ -25,6 +25,11 @@ RUN := PATH="$(BIN):$$PATH" PYDEVD_DISABLE_FILE_VALIDATION=1 JUPYTER_PLATFORM_DI
 # than it brings (measured 2-3x slower on 2 busy cores); the book build and
 # the tests (two pytest workers) use one BLAS thread per process.
 ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# REGMLP_JOBS: processes per regmlp.experiments.sweep. The book build runs one
+# notebook at a time, so its sweeps take both cores; the tests already run two
+# pytest workers, so each worker's sweeps stay in its own process.
+BOOK_JOBS := REGMLP_JOBS=2
+TEST_JOBS := REGMLP_JOBS=1
 
 # The local MathJax copy: MathJax 3.2.2 as packaged on PyPI by
 # django-static-mathjax (pinned in constraints.txt; no npm needed), copied into
@@ -73,7 +78,7 @@ $(MATHJAX_DIR)/tex-mml-chtml.js: $(STAMP)
 # -W: every warning is an error; -n: every broken reference is one;
 # _config.yml sets execute.raise_on_error, so a cell that raises fails the build.
 book: venv mathjax
-	$(RUN) $(ONE_THREAD) jupyter-book build . -W -n --keep-going
+	$(RUN) $(ONE_THREAD) $(BOOK_JOBS) jupyter-book build . -W -n --keep-going
 	@if grep -rl "cdn.jsdelivr.net/npm/mathjax" _build/html --include=*.html >/dev/null; then \
 	  echo "error: the built HTML loads MathJax from a CDN"; exit 1; fi
 	@echo "Book built: open _build/html/index.html"
@@ -87,7 +92,7 @@ book: venv mathjax
 test: venv book chromium
 	@status=0; \
 	$(RUN) ruff check . || status=1; \
-	$(RUN) $(ONE_THREAD) python -m pytest -n 2 --dist loadfile --nbval --nbval-current-env tests chapters || status=1; \
+	$(RUN) $(ONE_THREAD) $(TEST_JOBS) python -m pytest -n 2 --dist loadfile --nbval --nbval-current-env tests chapters || status=1; \
 	exit $$status
 
 # Debian's Chromium, for tests/test_browser.py (Playwright drives it; no
