@@ -38,7 +38,7 @@ TEST_JOBS := REGMLP_JOBS=1
 MATHJAX_SRC = $(shell $(VENV)/bin/python -c "import mathjax, pathlib; print(pathlib.Path(mathjax.__file__).parent / 'static/mathjax/es5')")
 MATHJAX_DIR := _build/mathjax-static/mathjax
 
-.PHONY: help venv mathjax book test chromium exercises strip torch parity bench clean distclean
+.PHONY: help venv mathjax book test chromium exercises strip replicate torch parity bench clean distclean
 
 help:
 	@echo "make book       build the book into _build/html (open _build/html/index.html)"
@@ -47,6 +47,7 @@ help:
 	@echo "make chromium   install Debian's chromium for the browser test (root)"
 	@echo "make exercises  write learner notebooks (solutions as stubs) to _build/exercises"
 	@echo "make strip      remove outputs from chapters/*.ipynb before committing"
+	@echo "make replicate  run every chapter with new random seeds (SEEDS=\"10 11 12 13 14\" to choose)"
 	@echo "make parity     install torch $(TORCH_VERSION) and compare regmlp with PyTorch"
 	@echo "make bench      install torch $(TORCH_VERSION) and run benchmarks/bench.py"
 	@echo "make clean      remove _build and caches; 'make distclean' also .venv"
@@ -112,6 +113,11 @@ exercises: venv
 
 strip: venv
 	$(RUN) python tools/strip_outputs.py chapters/*.ipynb
+
+# Every chapter again with seeds it was not written with (random unless
+# SEEDS is given): its asserted claims must still hold. Prints the seeds.
+replicate: venv
+	$(RUN) $(ONE_THREAD) $(BOOK_JOBS) python tools/replicate.py $(if $(SEEDS),--seeds $(SEEDS))
 
 # torch is installed on its own (it is not in constraints.txt) and pinned:
 # torch==2.13.0 takes the CPU build this machine keeps on disk.

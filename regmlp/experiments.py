@@ -72,6 +72,8 @@ def _expand_grid(grid: object) -> list[dict[str, Any]]:
     first key varying slowest), or a list of dicts as it is."""
     if isinstance(grid, Mapping):
         _check_config(grid, "the grid")
+        if not grid:
+            raise ValueError("grid is empty: give at least one setting, e.g. {'p': [0.0, 0.5]}")
         values = []
         for key, options in grid.items():
             if isinstance(options, (str, bytes)) or not isinstance(options, Iterable):
@@ -379,6 +381,7 @@ def paired(results: Any, metric: str, a: Mapping[str, Any],
     >>> round(d.mean, 12), round(d.sem, 12)
     (1.0, 0.0)
     """
+    _settings_of(results)
     (metric,) = _metric_names(results, metric)
     rows_a, rows_b = _select(results, a, "a"), _select(results, b, "b")
     if set(rows_a.index) != set(rows_b.index):
