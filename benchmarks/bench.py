@@ -21,7 +21,11 @@ What it measures, with Adam (``lr=1e-3``) and MSE on every side:
    matrix products (GEMMs) alone: how close a step comes to the BLAS limit;
 4. peak memory of a ``fit`` run, as NumPy reports its allocations to ``tracemalloc``;
 5. the execution time of every chapter notebook and of the whole book (``nbclient``, a
-   kernel of this interpreter, the environment of ``make book``).
+   kernel of this interpreter, the environment of ``make book``, whose sweeps use two
+   processes);
+6. a reader stepping through epochs: ``fit(..., epochs=1)`` called again and again with
+   plain SGD, against one epoch of PyTorch's loop and its validation loss;
+7. with ``--make-test``, the wall time of ``make test`` on the warm ``.venv``.
 
 Both libraries run with their default number of threads, made equal (PyTorch's is set to
 OpenBLAS's if they differ), or with ``--threads N`` for both; both are printed.
@@ -63,9 +67,12 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 LR = 1e-3
 TARGETS = {  # the issue's targets: (what, at most)
     "book": ("book model, regmlp / PyTorch epoch time", 0.30),
+    "sgd_epochs": ("book model, SGD, fit once per epoch, regmlp / PyTorch epoch time", 0.30),
+    "chapter_seconds": ("slowest chapter, execution time in s", 15.0),
     "wide": ("wide model, regmlp / PyTorch epoch time", 1.00),
     "step": ("wide model, training step / its GEMMs alone", 1.25),
     "book_seconds": ("whole book, execution time in s", 60.0),
+    "make_test_seconds": ("make test on a warm .venv, wall time in s", 240.0),
 }
 
 
@@ -316,6 +323,54 @@ def bench_vs_torch(torch: Any, setup: Setup, dtype: np.dtype, repeats: int,
                        repeats, per_call=dict.fromkeys(loops, epochs_per_call))
 
 
+# -- a reader stepping through epochs ------------------------------------------------
+
+SGD_LR = 1e-2
+
+
+def bench_epoch_by_epoch(torch: Any, repeats: int, calls: int = 10) -> Ratio:
+    """regmlp / PyTorch seconds per epoch, training one epoch per call with plain SGD.
+
+    As a reader who watches a model learn trains it: ``fit(..., epochs=1)`` again and
+    again (each call checks its arguments, evaluates the validation loss and returns a
+    History), against PyTorch's loop for one epoch followed by the validation loss in
+    ``eval`` mode under ``no_grad``. The book model, float64, batch 64, ``SGD(lr=1e-2)``,
+    from the same initial weights.
+    """
+    data = load_house_prices()
+    model = regmlp_model((33, 64, 64, 1), np.dtype(np.float64))
+    net = torch_model(model, torch)
+    sgd = SGD(model.parameters(), lr=SGD_LR)
+    torch_sgd = torch.optim.SGD(net.parameters(), lr=SGD_LR)
+    x, y = (torch.from_numpy(a) for a in data.train)
+    xv, yv = (torch.from_numpy(a) for a in data.valid)
+    loss_fn, generator, rng = torch.nn.MSELoss(), torch.Generator().manual_seed(0), \
+        np.random.default_rng(0)
+
+    def regmlp_epochs() -> None:
+        for _ in range(calls):
+            fit(model, data.train, data.valid, loss=MSE(), optimizer=sgd, epochs=1,
+                batch_size=64, rng=rng, progress=False)
+
+    def torch_epochs() -> None:
+        for _ in range(calls):
+            net.train()
+            perm = torch.randperm(len(x), generator=generator)
+            for start in range(0, len(x), 64):
+                idx = perm[start:start + 64]
+                torch_sgd.zero_grad()
+                loss = loss_fn(net(x[idx]), y[idx])
+                loss.backward()
+                torch_sgd.step()
+            net.eval()
+            with torch.no_grad():
+                loss_fn(net(xv), yv).item()
+
+    times = interleaved({"torch": torch_epochs, "regmlp": regmlp_epochs}, repeats,
+                        per_call={"torch": calls, "regmlp": calls})
+    return Ratio(times["regmlp"], times["torch"])
+
+
 # -- a plain NumPy loop ----------------------------------------------------------------
 
 class PlainLoop:
@@ -505,7 +560,8 @@ def peak_fit_memory(setup: Setup, dtype: np.dtype, epochs: int) -> tuple[float, 
 
 # The kernels' environment, as `make book` sets it (the Makefile's RUN and ONE_THREAD).
 BOOK_ENV = {"REGMLP_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "REGMLP_JOBS": "2"}
 
 
 def time_chapters(chapters: list[Path]) -> list[tuple[str, float, str]]:
@@ -533,6 +589,15 @@ def time_chapters(chapters: list[Path]) -> list[tuple[str, float, str]]:
     return rows
 
 
+def time_make_test() -> tuple[float, str]:
+    """Wall time of ``make test`` from a cleared ``_build`` (the venv stays); (seconds, status)."""
+    subprocess.run(["make", "clean"], cwd=ROOT, check=True, capture_output=True)
+    start = time.perf_counter()
+    done = subprocess.run(["make", "test"], cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    return seconds, "passed" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
+
+
 # -- the report ----------------------------------------------------------------------
 
 def verdict(key: str, value: float) -> str:
@@ -549,6 +614,8 @@ def main() -> int:
                              "default, made equal)")
     parser.add_argument("--no-chapters", action="store_true", help="skip the notebooks")
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
+    parser.add_argument("--make-test", action="store_true",
+                        help="also time `make test` (it rebuilds the book: minutes)")
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
 
@@ -613,6 +680,19 @@ def main() -> int:
         f"**{r.value:.1f}x** (pairs {lo:.1f}-{hi:.1f})")
     say()
 
+    say("## a reader stepping through epochs: SGD, `fit(..., epochs=1)` per call")
+    say()
+    sgd = bench_epoch_by_epoch(torch, repeats)
+    lo, hi = sgd.spread
+    say(f"regmlp {ms(sgd.num)} ms/epoch, PyTorch {ms(sgd.den)} ms/epoch: "
+        f"**{sgd.value:.2f}** (pairs {lo:.2f}-{hi:.2f})")
+    say()
+    say(f"The book model in float64, batch 64, `SGD(lr={SGD_LR})`, from the same initial "
+        "weights. Each regmlp call is `fit(model, train, valid, epochs=1)` (argument checks, "
+        "one epoch, the validation loss, a History); each PyTorch call is one epoch of its "
+        "loop, then the validation loss in `eval` mode under `no_grad`.")
+    say()
+
     say("## wide model: training step / its GEMMs alone")
     say()
     say("| optimizer | dtype | step ms | GEMMs ms | step / GEMMs | pairs min-max |")
@@ -647,7 +727,7 @@ def main() -> int:
         "scratch array (5x the parameters together), then activations and temporaries.")
     say()
 
-    book_seconds = None
+    book_seconds = slowest = None
     if not args.no_chapters:
         chapters = sorted((ROOT / "chapters").glob("*.ipynb"))
         say("## executing the book")
@@ -659,6 +739,7 @@ def main() -> int:
         if chapters:
             rows = time_chapters(chapters)
             book_seconds = sum(seconds for _, seconds, _ in rows)
+            slowest = max(seconds for name, seconds, _ in rows if name.startswith("0"))
             say("| chapter | seconds | status |")
             say("|---|---:|---|")
             for name, seconds, status in rows:
@@ -666,6 +747,15 @@ def main() -> int:
             say(f"| **whole book** | **{book_seconds:.1f}** | {len(rows)} chapters |")
         else:
             say("No chapters/*.ipynb yet.")
+        say()
+
+    make_test_seconds = None
+    if args.make_test:
+        say("## make test")
+        say()
+        make_test_seconds, status = time_make_test()
+        say(f"`make test` on the warm `.venv`, the book's executed notebooks cleared first "
+            f"(`rm -rf _build`): {make_test_seconds:.0f} s wall, {status}.")
         say()
 
     say("## against the targets")
@@ -679,9 +769,16 @@ def main() -> int:
         f"{verdict('wide', worst_wide)}")
     say(f"- {TARGETS['step'][0]}, with Adam: {worst_step:.2f} (the worse dtype): "
         f"{verdict('step', worst_step)}")
+    say(f"- {TARGETS['sgd_epochs'][0]}: {sgd.value:.2f}: {verdict('sgd_epochs', sgd.value)}")
+    if slowest is not None:
+        say(f"- {TARGETS['chapter_seconds'][0]}: {slowest:.1f}: "
+            f"{verdict('chapter_seconds', slowest)}")
     if book_seconds is not None:
         say(f"- {TARGETS['book_seconds'][0]}: {book_seconds:.1f}: "
             f"{verdict('book_seconds', book_seconds)}")
+    if make_test_seconds is not None:
+        say(f"- {TARGETS['make_test_seconds'][0]}: {make_test_seconds:.0f}: "
+            f"{verdict('make_test_seconds', make_test_seconds)}")
     say()
 
     if not args.no_write:
