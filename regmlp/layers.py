@@ -13,12 +13,15 @@ normalises the last axis with a biased variance and ``eps`` inside the root.
 
 from __future__ import annotations
 
+import os
+import secrets
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from ._checks import as_array, as_generator, check_number
+from ._checks import as_array, as_generator, check_float_dtype, check_number
 
 __all__ = [
     "Parameter",
@@ -163,17 +166,122 @@ class Layer:
         for name, p in params.items():
             p.value[...] = state[name]
 
-    def save(self, path: str | Path) -> None:
-        """Save the weights to an ``.npz`` file (no pickle)."""
-        np.savez(path, **self.state_dict())
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the weights to exactly ``path``, an ``.npz`` archive, atomically.
 
-    def load(self, path: str | Path) -> None:
-        """Load weights saved by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(path, allow_pickle=False) as data:
-            self.load_state_dict({k: data[k] for k in data.files})
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write. No suffix is added (``"model"`` writes
+            ``model``, as ``torch.save`` does); its folder must exist.
+
+        Raises
+        ------
+        TypeError
+            If ``path`` is not a str or path-like object.
+        IsADirectoryError
+            If ``path`` is an existing folder.
+        FileNotFoundError
+            If the folder of ``path`` does not exist.
+
+        Notes
+        -----
+        The archive holds one array per entry of :meth:`state_dict` and no
+        pickled object. It is first written to a temporary file in the same
+        folder and then renamed over ``path`` (``os.replace``, atomic on one
+        file system): a save that fails halfway (full disk, interrupt) leaves
+        the previous file at ``path`` intact and removes its temporary file.
+
+        Examples
+        --------
+        >>> model.save("checkpoint.npz")        # doctest: +SKIP
+        >>> model.load("checkpoint.npz")        # doctest: +SKIP
+        """
+        path = _checkpoint_path(path)
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"cannot save to {path}: the folder {path.parent} "
+                                    "does not exist")
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            with open(tmp, "xb") as f:
+                np.savez(f, **self.state_dict())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Load weights saved by :meth:`save` from exactly ``path``.
+
+        Nothing is unpickled (``allow_pickle=False``), and the model is
+        changed only if the whole file is valid and fits it.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file written by :meth:`save` (or any ``.npz`` archive of
+            numeric arrays keyed like :meth:`state_dict`).
+
+        Raises
+        ------
+        TypeError
+            If ``path`` is not a str or path-like object.
+        FileNotFoundError, IsADirectoryError
+            If ``path`` does not exist or is a folder.
+        ValueError
+            If the file is not a valid ``.npz`` archive (truncated, corrupt,
+            a plain ``.npy`` or a pickle), holds an object array, or its keys
+            or shapes do not fit the model; the message names the file (and
+            the entry).
+        """
+        path = _checkpoint_path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}: no such file")
+        state = _read_npz(path)
+        try:
+            self.load_state_dict(state)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{path} does not fit this model: {err}") from err
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _checkpoint_path(path: object) -> Path:
+    """``path`` as a ``Path``; a folder or a non-path is refused."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a path-like object, got {path!r}")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"path {path} is a folder; give a file name inside it, "
+                                f"such as {path / 'model.npz'}")
+    return path
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive at ``path``, with errors that name file and entry."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a checkpoint written by save (an .npz "
+                         f"archive): {err}") from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single array (.npy), not a checkpoint of named "
+                         "weights (.npz) as written by save")
+    arrays = {}
+    with data:
+        for key in data.files:
+            try:
+                arrays[key] = data[key]
+            except ValueError as err:  # an object array: never unpickled
+                raise ValueError(f"{path}: entry {key!r} is not a numeric array and is not "
+                                 f"loaded (pickled objects are refused): {err}") from err
+            except (OSError, EOFError, zipfile.BadZipFile) as err:
+                raise ValueError(f"{path}: entry {key!r} cannot be read (truncated or "
+                                 f"corrupt file): {err}") from err
+    return arrays
 
 
 class Sequential(Layer):
@@ -280,9 +388,7 @@ class Dense(Layer):
         for name, n in (("n_in", n_in), ("n_out", n_out)):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ValueError(f"{name} must be a positive integer, got {n!r}")
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        dtype = check_float_dtype(dtype)
         rng = as_generator(rng)
         self.n_in, self.n_out = int(n_in), int(n_out)
         bound = 1.0 / np.sqrt(n_in)
@@ -369,22 +475,25 @@ class Dropout(Layer):
         self.p = check_number(p, "p", low=0.0, high=1.0, high_inclusive=False)
         self.rng = as_generator(rng)
         self.mask: np.ndarray | None = None
-        self._scale: float = 1.0 / (1.0 - self.p)
         self._dropped = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Training: ``x * mask / (1 - p)``, a new mask each call; eval: ``x``.
+
+        A float input keeps its dtype; an integer input gives float64.
+        """
         x = as_array(x, "x")
         self._dropped = self.training and self.p > 0
         if not self._dropped:
             return x
-        dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-        self.mask = self.rng.random(x.shape, dtype=dtype) >= self.p
-        return x * self.mask * dtype.type(self._scale)
+        self.mask = self.rng.random(x.shape) >= self.p  # kept with prob. 1 - p
+        return x * self.mask / (1.0 - self.p)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """``grad_out * mask / (1 - p)``, with the mask of the last forward."""
         if not self._dropped:
             return grad_out
-        return grad_out * self.mask * grad_out.dtype.type(self._scale)
+        return grad_out * self.mask / (1.0 - self.p)
 
     def __repr__(self) -> str:
         return f"Dropout(p={self.p})"
@@ -433,6 +542,7 @@ class LayerNorm(Layer):
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         self.dim = int(dim)
         self.eps = check_number(eps, "eps", low=0.0)
+        dtype = check_float_dtype(dtype)
         self.weight = Parameter(np.ones(dim, dtype=dtype), decay=False)
         self.bias = Parameter(np.zeros(dim, dtype=dtype), decay=False)
         self._xhat: np.ndarray | None = None
@@ -441,7 +551,8 @@ class LayerNorm(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_array(x, "x", self.weight.value.dtype)
         if x.ndim < 1 or x.shape[-1] != self.dim:
-            raise ValueError(f"{self!r} expects x with last axis {self.dim}, got shape {x.shape}")
+            raise ValueError(f"{self!r} expects x with last axis {self.dim}, "
+                             f"got shape {x.shape}")
         mu = x.mean(axis=-1, keepdims=True)
         xc = x - mu
         var = np.mean(xc * xc, axis=-1, keepdims=True)
@@ -493,8 +604,9 @@ class Residual(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         fx = self.block.forward(x)
         if fx.shape != np.shape(x):
-            raise ValueError(f"Residual block must keep the shape of its input: "
-                             f"x has shape {np.shape(x)}, block(x) has shape {fx.shape}")
+            raise ValueError("Residual block must keep the shape of its input: "
+                             f"x has shape {np.shape(x)}, "
+                             f"block(x) has shape {fx.shape}")
         return x + fx
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:

@@ -58,7 +58,9 @@ class Penalty:
 
 
 class L2(Penalty):
-    r"""Ridge penalty :math:`\frac{\lambda}{2}\sum\theta^2`, gradient :math:`\lambda\theta`.
+    r"""Ridge penalty :math:`\frac{\lambda}{2}\sum\theta^2`.
+
+    Its gradient is :math:`\lambda\theta`.
 
     Examples
     --------

@@ -277,7 +277,7 @@ def test_unknown_target(target):
 
 @pytest.mark.parametrize("seed", [1.5, "0", None, True, np.float64(1.0)])
 def test_seed_must_be_an_int(seed):
-    with pytest.raises(TypeError, match="seed must be an int"):
+    with pytest.raises(TypeError, match="seed must be a non-negative int seed"):
         load_house_prices(seed=seed)
 
 

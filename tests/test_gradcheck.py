@@ -198,7 +198,7 @@ class MaskIgnoringDropout(Dropout):
     def backward(self, grad_out):
         if not self._dropped:
             return grad_out
-        return grad_out * self._scale
+        return grad_out / (1.0 - self.p)
 
 
 class UnscaledBackwardDropout(Dropout):
