@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_generator, check_int, check_number
+from ._checks import as_generator, check_flag, check_int, check_number
 from .layers import Dense, Dropout, Layer, LayerNorm, ReLU, Residual, Sequential
 
 __all__ = ["book_model", "he_init"]
@@ -91,6 +91,8 @@ def book_model(*, width: int = 64, depth: int = 2, dropout: float = 0.0,
     width, n_in = check_int(width, "width", low=1), check_int(n_in, "n_in", low=1)
     depth = check_int(depth, "depth")
     dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_inclusive=False)
+    layernorm = check_flag(layernorm, "layernorm")
+    residual = check_flag(residual, "residual")
     if init not in _INITS:
         raise ValueError(f"init must be one of {_INITS}, got {init!r}")
     weights, masks = as_generator(rng).spawn(2)
