@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from regmlp.data import CSVNotFoundError
-from regmlp.gradcheck import check_gradients, numerical_gradient, rel_error
+from regmlp.gradcheck import check_gradients, numerical_gradient
 from regmlp.layers import Dense, Dropout, LayerNorm, Parameter, ReLU, Residual, Sequential
 from regmlp.losses import MSE
 from regmlp.optim import SGD, SGDW, Adam, AdamW
-from regmlp.penalties import L1, L2
+from regmlp.penalties import L2
 
 NAN, INF = float("nan"), float("inf")
 
@@ -178,9 +177,6 @@ CASES = [
     ("optimizer-model-not-parameters", lambda: AdamW(model()),
      TypeError, r"params must be a list of Parameter \(e.g. model.parameters\(\)\), got Seq"),
     # --- penalties --------------------------------------------------------------------
-    ("l2-lam-negative", lambda: L2(-1.0), ValueError, r"lam must be in \[0, inf\)"),
-    ("l1-lam-nan", lambda: L1(NAN), ValueError, r"lam must be finite"),
-    ("l2-lam-string", lambda: L2("0.1"), TypeError, r"lam must be a real number"),
     ("l2-non-parameter", lambda: L2(0.1).loss([np.ones(3)]),
      TypeError, r"params\[0\] must be a Parameter"),
     # --- gradient checks ---------------------------------------------------------------
@@ -188,8 +184,6 @@ CASES = [
      TypeError, r"x must be a floating-point numpy array"),
     ("numgrad-list-x", lambda: numerical_gradient(lambda v: 0.0, [1.0, 2.0]),
      TypeError, r"x must be a floating-point numpy array"),
-    ("rel_error-shapes", lambda: rel_error(np.ones(3), np.ones((3, 1))),
-     ValueError, r"a and b must have the same shape"),
     ("check_gradients-not-a-layer", lambda: check_gradients(lambda x: x, np.ones((2, 2))),
      TypeError, r"model must be a Layer"),
     ("check_gradients-string-x", lambda: check_gradients(Dense(2, 2, rng=0), np.array([["a"]])),
@@ -325,15 +319,6 @@ def house_prices(**kwargs):
 X, Y = np.ones((4, 3)), np.ones((4, 1))
 
 CASES += [
-    ("fit-nan-x", lambda: fit_with((with_nan(X), Y)),
-     ValueError, r"train x must be finite.*1 NaN"),
-    ("fit-inf-valid-y", lambda: fit_with((X, Y), valid=(X, np.full((4, 1), np.inf))),
-     ValueError, r"valid y must be finite"),
-    ("fit-y-1d", lambda: fit_with((X, np.ones(4))),
-     ValueError, r"train y must have shape \(n, 1\).*got \(4,\)"),
-    ("fit-string-x", lambda: fit_with((np.full((4, 3), "a"), Y)),
-     TypeError, r"train x must be a numeric"),
-    ("fit-train-not-a-pair", lambda: fit_with(X), TypeError, r"train must be an \(x, y\) pair"),
     ("fit-ragged-x", lambda: fit_with(([[1.0, 2.0, 3.0], [1.0, 2.0]], [[1.0], [2.0]])),
      ValueError, r"train x must be a rectangular array; a nested list whose rows"),
     # the class instead of an instance: refused before any callback runs
@@ -388,13 +373,6 @@ CASES += [
     ("book_model-n_in-zero", lambda: book(n_in=0), ValueError, r"n_in must be a positive"),
     ("he_init-not-dense", lambda: he_init_of(LayerNorm(3)),
      TypeError, r"layer must be a Dense layer, got LayerNorm"),
-    ("data-fractions-sum", lambda: house_prices(fractions=(0.5, 0.5, 0.5)),
-     ValueError, r"fractions must sum to 1"),
-    ("data-target-unknown", lambda: house_prices(target="dollars"),
-     ValueError, r"target must be .log. or .raw."),
-    # a missing file raises CSVNotFoundError, both a ValueError and a FileNotFoundError
-    ("data-missing-csv", lambda: house_prices(path="missing.csv"),
-     CSVNotFoundError, r"not found.*missing\.csv"),
 ]
 
 

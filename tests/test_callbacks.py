@@ -364,14 +364,11 @@ def test_real_training_exposes_the_last_weights_bug():
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"patience": -1}, ValueError, "patience"),
     ({"patience": 1.5}, TypeError, "patience"),
     ({"patience": True}, TypeError, "patience"),
-    ({"min_delta": -0.1}, ValueError, "min_delta"),
     ({"min_delta": NAN}, ValueError, "min_delta"),
     ({"min_delta": INF}, ValueError, "min_delta"),
     ({"min_delta": "0.1"}, TypeError, "min_delta"),
-    ({"mode": "auto"}, ValueError, "mode must be 'min' or 'max', got 'auto'"),
     ({"baseline": NAN}, ValueError, "baseline"),
     ({"start_from_epoch": -2}, ValueError, "start_from_epoch"),
     ({"start_from_epoch": 0.5}, TypeError, "start_from_epoch"),

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import same_state
 
 from regmlp.layers import Dense, LayerNorm, ReLU, Sequential
 
@@ -22,8 +23,7 @@ def model(seed: int = 0) -> Sequential:
 
 
 def same_weights(a: Sequential, b: Sequential) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+    return same_state(a.state_dict(), b.state_dict())
 
 
 @pytest.mark.parametrize("name", ["checkpoint", "model.npz", "weights.pt", "run.1"])

@@ -281,11 +281,6 @@ def test_seed_must_be_an_int(seed):
         load_house_prices(seed=seed)
 
 
-def test_negative_seed():
-    with pytest.raises(ValueError, match="seed must be a non-negative int"):
-        load_house_prices(seed=-1)
-
-
 def test_numpy_integer_seed_is_accepted(splits):
     np.testing.assert_array_equal(load_house_prices(seed=np.int64(0)).test.y, splits.test.y)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import randn, randomise_layernorm
 
 from regmlp.gradcheck import check_gradients
 from regmlp.layers import Dense, Dropout, Layer, LayerNorm, Parameter, ReLU, Residual, Sequential
@@ -27,17 +28,6 @@ def away_from_zero(shape: tuple[int, ...], seed: int = X_SEED) -> np.ndarray:
     """Random values with ``0.2 <= |x| <= 1.2`` (ReLU's kink is far from every entry)."""
     rng = np.random.default_rng(seed)
     return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.2, 1.2, size=shape)
-
-
-def randn(*shape: int, seed: int = X_SEED) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(shape)
-
-
-def randomise_layernorm(ln: LayerNorm, seed: int) -> LayerNorm:
-    rng = np.random.default_rng(seed)
-    ln.weight.value[...] = rng.uniform(0.5, 2.0, ln.dim) * rng.choice([-1.0, 1.0], ln.dim)
-    ln.bias.value[...] = rng.standard_normal(ln.dim)
-    return ln
 
 
 # ---------------------------------------------------------------------------
