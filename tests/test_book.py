@@ -19,7 +19,7 @@ NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
 PAGES = sorted(p for p in CHAPTERS.iterdir() if p.suffix in {".ipynb", ".md"})
 BIB = CHAPTERS / "references.bib"
 
-# The works DESIGN.md §4 names, and the others the chapters cite.
+# The works DESIGN.md §4.7 requires in the bibliography.
 REQUIRED_KEYS = {
     "krogh1992simple", "loshchilov2019decoupled", "srivastava2014dropout",
     "prechelt1998early", "ba2016layer", "he2016deep", "goodfellow2016deep",

@@ -40,7 +40,7 @@ def parts(splits: Splits) -> tuple[Split, Split, Split]:
 
 
 def row_order(n: int, seed: int, sizes: tuple[int, int, int]) -> list[np.ndarray]:
-    """The CSV rows of each split, by the rule of section 5 of DESIGN.md."""
+    """The CSV rows of each split, by the rule of DESIGN.md §5."""
     order = np.random.default_rng(seed).permutation(n)
     return np.split(order, [sizes[0], sizes[0] + sizes[1]])
 

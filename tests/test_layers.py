@@ -1,4 +1,4 @@
-"""Tests of regmlp.layers: gradient checks and the semantics of DESIGN.md section 3.
+"""Tests of regmlp.layers: gradient checks and the semantics of DESIGN.md §3.2.
 
 The gradient checks use different seeds for the input ``x`` and for
 ``check_gradients``' random functional ``R``: with the same seed, ``R`` equals
@@ -295,7 +295,7 @@ def test_layernorm_constant_rows_are_finite_and_equal_the_shift():
 
 
 def test_layernorm_without_eps_is_nan_on_a_constant_row():
-    """DESIGN section 7: "LayerNorm without eps (NaN on a constant row)" -- what eps prevents."""
+    """DESIGN.md §7: "LayerNorm without eps (NaN on a constant row)" -- what eps prevents."""
     with np.errstate(divide="ignore", invalid="ignore"):
         y = LayerNorm(5, eps=0.0)(np.full((1, 5), 7.0))
     assert np.all(np.isnan(y))

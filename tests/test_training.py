@@ -103,7 +103,7 @@ def test_batches_checks_arguments_when_called(args, kwargs, error, match):
 
 
 def manual_training(model, optimizer, x, y, *, epochs, batch_size, seed, penalty=None):
-    """The loop of DESIGN.md section 3, written out; returns per-epoch (weighted, unweighted)."""
+    """The loop of DESIGN.md §3.4, written out; returns per-epoch (weighted, unweighted)."""
     rng = np.random.default_rng(seed)
     loss = MSE()
     results = []
