@@ -70,19 +70,47 @@ class Callback:
     """
 
     def on_train_begin(self, state: TrainState) -> None:
-        """Called once, before the first epoch."""
+        """Called once, before the first epoch.
+
+        Parameters
+        ----------
+        state : TrainState
+            Shared with ``fit``: the model, the optimizer, the history, ``stop``.
+        """
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], state: TrainState) -> None:
-        """Called after every epoch, with that epoch's ``logs``."""
+        """Called after every epoch, with that epoch's ``logs``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch that just ended, from 0.
+        logs : dict of str to float
+            ``"train_loss"`` and, with validation data, ``"valid_loss"``.
+        state : TrainState
+            Set ``state.stop = True`` to end training after this epoch.
+        """
 
     def on_train_end(self, state: TrainState) -> None:
-        """Called once, after the last epoch."""
+        """Called once, after the last epoch.
+
+        Parameters
+        ----------
+        state : TrainState
+        """
 
     def on_exception(self, error: BaseException, state: TrainState) -> None:
         """Called instead of ``on_train_end`` when training raises ``error``.
 
-        ``fit`` re-raises ``error`` once every callback has run this hook; it
-        is called for ``KeyboardInterrupt`` too.
+        ``fit`` re-raises ``error`` once every callback whose
+        ``on_train_begin`` ran has run this hook; it is called for
+        ``KeyboardInterrupt`` too.
+
+        Parameters
+        ----------
+        error : BaseException
+            The exception that ended training.
+        state : TrainState
         """
 
 
@@ -211,14 +239,30 @@ class EarlyStopping(Callback):
         return float(logs[self.monitor])
 
     def is_improvement(self, current: float, reference: float) -> bool:
-        """Whether ``current`` beats ``reference`` by more than min_delta."""
+        """Whether ``current`` beats ``reference`` by more than min_delta.
+
+        Parameters
+        ----------
+        current, reference : float
+            This epoch's value, and the value it must beat.
+        """
         if self.mode == "min":
             return current < reference - self.min_delta
         return current > reference + self.min_delta
 
     def record_best(self, current: float, epoch: int,
                     state: TrainState) -> None:
-        """Remember the new best value, its epoch and a copy of the weights."""
+        """Remember the new best value, its epoch and a copy of the weights.
+
+        Parameters
+        ----------
+        current : float
+            The new best value.
+        epoch : int
+            The epoch it was reached in.
+        state : TrainState
+            Its ``model`` holds the weights to copy.
+        """
         self.best = current
         self.best_epoch = epoch
         if self.restore_best_weights:

@@ -332,6 +332,20 @@ def split_indices(
     and the rest; every part needs a row. Steps 2 and 3 of
     :func:`load_house_prices`.
 
+    Parameters
+    ----------
+    n : int
+        The number of rows.
+    seed : int, default 0
+        Seed of the permutation (non-negative).
+    fractions : tuple of three floats, default (0.7, 0.15, 0.15)
+        Positive, summing to 1.
+
+    Returns
+    -------
+    tuple of three int arrays
+        The row numbers of the training, validation and test sets.
+
     Examples
     --------
     >>> [len(rows) for rows in split_indices(2930, seed=0)]

@@ -98,9 +98,37 @@ class Layer:
 
     # -- the protocol -------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Compute the output and keep in the layer what ``backward`` needs.
+
+        Parameters
+        ----------
+        x : array_like
+            The input, e.g. of shape ``(batch, features)``; numeric.
+
+        Returns
+        -------
+        ndarray
+            The output. ``layer(x)`` is ``layer.forward(x)``.
+        """
         raise NotImplementedError
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        r"""Backpropagate through the last ``forward``.
+
+        Adds :math:`\partial L/\partial\theta` into each parameter's ``grad``
+        (gradients accumulate) and returns :math:`\partial L/\partial x`.
+
+        Parameters
+        ----------
+        grad_out : ndarray
+            :math:`\partial L/\partial y`, the gradient of the loss with
+            respect to the output of the last ``forward``; same shape.
+
+        Returns
+        -------
+        ndarray
+            :math:`\partial L/\partial x`, of the shape of that call's input.
+        """
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -118,7 +146,13 @@ class Layer:
             yield from child.modules()
 
     def named_parameters(self, prefix: str = "") -> list[tuple[str, Parameter]]:
-        """All parameters with dotted names such as ``"0.weight"``."""
+        """All parameters with dotted names such as ``"0.weight"``.
+
+        Parameters
+        ----------
+        prefix : str, default ""
+            Put in front of every name (used for the children of containers).
+        """
         named = [(prefix + name, getattr(self, name)) for name in self._params]
         for child_name, child in self.children():
             named += child.named_parameters(f"{prefix}{child_name}.")
@@ -135,7 +169,18 @@ class Layer:
 
     # -- modes --------------------------------------------------------------
     def train(self, mode: bool = True) -> Layer:
-        """Set training mode (``mode=True``) or evaluation mode, recursively."""
+        """Set training mode (``mode=True``) or evaluation mode, recursively.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            ``True`` for training (dropout drops), ``False`` for evaluation.
+
+        Returns
+        -------
+        Layer
+            The layer itself, so that ``model.train()`` can be chained.
+        """
         for module in self.modules():
             module.training = bool(mode)
         return self
@@ -150,7 +195,14 @@ class Layer:
         return {name: p.value.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy ``state``'s arrays into the parameters, after checking keys and shapes."""
+        """Copy ``state``'s arrays into the parameters, after checking keys and shapes.
+
+        Parameters
+        ----------
+        state : dict of str to ndarray
+            As returned by :meth:`state_dict`: exactly the same keys, arrays of
+            the same shapes. Nothing is changed if a key or shape is wrong.
+        """
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
         params = dict(self.named_parameters())
@@ -290,6 +342,11 @@ class Sequential(Layer):
     Backward runs the layers in reverse order. Supports ``len``, indexing
     (a slice gives a new ``Sequential`` sharing the layers) and iteration.
 
+    Parameters
+    ----------
+    *layers : Layer
+        The layers, in order; each layer object at most once in the model.
+
     Examples
     --------
     >>> model = Sequential(Dense(3, 8, rng=0), ReLU(), Dense(8, 1, rng=1))
@@ -306,11 +363,13 @@ class Sequential(Layer):
         _check_no_repeats(self)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Each layer's ``forward``, first to last."""
         for layer in self.layers:
             x = layer.forward(x)
         return x
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Each layer's ``backward``, last to first."""
         for layer in reversed(self.layers):
             grad_out = layer.backward(grad_out)
         return grad_out
@@ -401,6 +460,11 @@ class Dense(Layer):
         self._x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x @ weight + bias`` for ``x`` of shape ``(batch, n_in)``; keeps ``x``.
+
+        ``x`` is used in the parameters' dtype; the output has shape
+        ``(batch, n_out)``.
+        """
         x = as_array(x, "x", self.weight.value.dtype)
         if x.ndim != 2 or x.shape[1] != self.n_in:
             raise ValueError(f"{self!r} expects x of shape (batch, {self.n_in}), got {x.shape}")
@@ -411,6 +475,8 @@ class Dense(Layer):
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Add ``x.T @ grad_out`` to the weight's grad and the column sums to the
+        bias's; return ``grad_out @ weight.T``."""
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
         self.weight.grad += self._x.T @ grad_out
@@ -430,12 +496,14 @@ class ReLU(Layer):
         self._mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """``max(x, 0)`` elementwise; keeps the mask ``x > 0``."""
         x = as_array(x, "x")
         out = np.maximum(x, 0)
         self._mask = out > 0
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """``grad_out`` where the last input was positive, 0 elsewhere."""
         if self._mask is None:
             raise RuntimeError("ReLU.backward called before forward")
         return grad_out * self._mask
@@ -549,6 +617,7 @@ class LayerNorm(Layer):
         self._rstd: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Normalise each row of ``x`` over its last axis; scale and shift."""
         x = as_array(x, "x", self.weight.value.dtype)
         if x.ndim < 1 or x.shape[-1] != self.dim:
             raise ValueError(f"{self!r} expects x with last axis {self.dim}, "
@@ -561,6 +630,7 @@ class LayerNorm(Layer):
         return self._xhat * self.weight.value + self.bias.value
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """The gradients of the gain, the shift and the input (Notes above)."""
         if self._xhat is None:
             raise RuntimeError("LayerNorm.backward called before forward")
         xhat, rstd = self._xhat, self._rstd
@@ -584,6 +654,12 @@ class Residual(Layer):
     earlier layers unchanged through the identity even when :math:`f` squashes it.
     The block's output must have the shape of its input.
 
+    Parameters
+    ----------
+    block : Layer
+        The function :math:`f`, e.g. a ``Sequential`` of ``Dense`` and ``ReLU``
+        whose output width equals its input width.
+
     Examples
     --------
     >>> block = Residual(Sequential(Dense(4, 4, rng=0), ReLU()))
@@ -602,6 +678,7 @@ class Residual(Layer):
         return [("block", self.block)]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x + block(x)``; the shapes must agree."""
         fx = self.block.forward(x)
         if fx.shape != np.shape(x):
             raise ValueError("Residual block must keep the shape of its input: "
@@ -610,6 +687,7 @@ class Residual(Layer):
         return x + fx
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """The two paths added: the identity's and the block's."""
         return grad_out + self.block.backward(grad_out)
 
     def __repr__(self) -> str:

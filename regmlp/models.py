@@ -32,6 +32,13 @@ def he_init(layer: Dense, rng: np.random.Generator) -> Dense:
     default, uniform in :math:`\pm 1/\sqrt{n_{in}}`, has variance
     :math:`1/(3 n_{in})`, six times smaller).
 
+    Parameters
+    ----------
+    layer : Dense
+        Changed in place (and returned).
+    rng : numpy.random.Generator
+        Source of the new weights.
+
     Examples
     --------
     >>> layer = he_init(Dense(400, 400, rng=0), np.random.default_rng(0))

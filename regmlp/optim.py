@@ -101,6 +101,18 @@ class Optimizer:
 
         ``step`` subtracts ``lr`` times it. Subclasses implement it and keep
         their per-parameter state (momentum, moments) in lists indexed by ``i``.
+
+        Parameters
+        ----------
+        i : int
+            The parameter's index in ``params``.
+        g : ndarray
+            Its gradient, with the L2 term added when the decay is coupled.
+
+        Returns
+        -------
+        ndarray
+            Of the shape of ``g``.
         """
         raise NotImplementedError
 
@@ -248,6 +260,19 @@ class AdamW(Adam):
     from the raw gradient: they never see the decay. The parameters are those
     of :class:`Adam`, except that ``weight_decay`` defaults to 0.01, as in
     PyTorch.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+        Typically ``model.parameters()``.
+    lr : float, default 1e-3
+        Learning rate :math:`\eta`.
+    betas : (float, float), default (0.9, 0.999)
+        :math:`\beta_1, \beta_2`, each in [0, 1).
+    eps : float, default 1e-8
+        :math:`\epsilon`.
+    weight_decay : float, default 0.01
+        Decoupled decay :math:`\lambda`.
     """
 
     decoupled = True

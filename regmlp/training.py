@@ -111,7 +111,14 @@ class History:
     valid_loss: list[float] = field(default_factory=list)
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
-        """Record one epoch's ``logs``."""
+        """Record one epoch's ``logs``.
+
+        Parameters
+        ----------
+        epoch : int
+        logs : dict of str to float
+            ``"train_loss"`` and, optionally, ``"valid_loss"``.
+        """
         self.epochs.append(epoch)
         self.train_loss.append(logs["train_loss"])
         if "valid_loss" in logs:
@@ -130,7 +137,17 @@ class History:
         return pd.DataFrame(columns, index=pd.Index(self.epochs, name="epoch"))
 
     def plot(self, ax: Any = None) -> Any:
-        """Plot the loss curves (see :func:`regmlp.diagnostics.plot_losses`); return the Axes."""
+        """Plot the loss curves (see :func:`regmlp.diagnostics.plot_losses`).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw; a new figure if ``None``.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
         from .diagnostics import plot_losses
 
         return plot_losses(self, ax=ax)
@@ -473,6 +490,20 @@ def evaluate(model: Layer, x: np.ndarray, y: np.ndarray, loss: Any) -> float:
 
     Every layer's ``training`` flag is restored afterwards, even on error.
 
+    Parameters
+    ----------
+    model : Layer
+    x : ndarray, shape (n, features)
+        Finite numbers.
+    y : ndarray, shape (n, 1)
+        Finite numbers.
+    loss : loss object
+        With ``forward(pred, target) -> float``, e.g. ``MSE()``.
+
+    Returns
+    -------
+    float
+
     Examples
     --------
     >>> evaluate(model, valid.x, valid.y, MSE())        # doctest: +SKIP
@@ -489,6 +520,16 @@ def predict(model: Layer, x: np.ndarray) -> np.ndarray:
 
     Dropout is off, so the prediction is deterministic. Every layer's
     ``training`` flag is restored afterwards, even on error.
+
+    Parameters
+    ----------
+    model : Layer
+    x : ndarray, shape (n, features)
+        Finite numbers.
+
+    Returns
+    -------
+    ndarray, shape (n, outputs)
     """
     model = _check_model(model)
     x = _check_x(x, "x")

@@ -4,8 +4,9 @@
 second time under nbval. That is only as strong as nbval if the build fails
 whenever a cell raises -- a failed assert about a result included. This test
 builds a two-page book with the repository's own ``execute`` settings and the
-Makefile's flags (``-W -n --keep-going``), once with a cell that raises and once
-without, and checks the exit status of each.
+Makefile's flags (``-W -n --keep-going``) and a cell whose assert fails, and
+checks that the build fails *because of that cell* (its message is in the log).
+The passing case is the real book, which ``make test`` builds first.
 """
 
 from __future__ import annotations
@@ -54,8 +55,3 @@ def test_a_cell_that_raises_fails_the_build(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert "the claim does not hold" in output or "AssertionError" in output, output[-3000:]
-
-
-def test_the_same_book_without_the_error_builds(tmp_path):
-    result = build_tiny_book(tmp_path, 'assert 1 + 1 == 2, "the claim does not hold"')
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
