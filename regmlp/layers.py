@@ -599,6 +599,18 @@ class LayerNorm(Layer):
 
     where the bars are means over the row. Gain ``weight`` (ones) and shift
     ``bias`` (zeros) are never decayed.
+
+    Examples
+    --------
+    Each row is normalised on its own; a constant row becomes the shift (0):
+
+    >>> ln = LayerNorm(3)
+    >>> np.round(ln(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])), 4)
+    array([[-1.2247,  0.    ,  1.2247],
+           [ 0.    ,  0.    ,  0.    ]])
+    >>> ln.weight.value[...] = 2.0        # the gain scales the normalised row
+    >>> np.round(ln(np.array([[1.0, 2.0, 3.0]])), 4)
+    array([[-2.4495,  0.    ,  2.4495]])
     """
 
     _params = ("weight", "bias")
