@@ -345,11 +345,6 @@ def split_indices(
     -------
     tuple of three int arrays
         The row numbers of the training, validation and test sets.
-
-    Examples
-    --------
-    >>> [len(rows) for rows in split_indices(2930, seed=0)]
-    [2051, 440, 439]
     """
     n, seed = check_int(n, "n", low=1), check_seed(seed)
     fractions = _check_fractions(fractions)

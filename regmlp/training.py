@@ -331,14 +331,6 @@ def train_epoch(model: Layer, minibatches: Iterable[Batch], *, loss: Any,
         E.g. ``batches(x, y, 32, rng=rng)``; must yield at least one row.
     loss, optimizer, penalty
         As for :func:`fit`.
-
-    Examples
-    --------
-    >>> from regmlp import MSE, SGD, Dense
-    >>> model = Dense(3, 1, rng=0)
-    >>> x, y = np.ones((8, 3)), np.zeros((8, 1))
-    >>> loss = train_epoch(model, batches(x, y, 4, rng=0), loss=MSE(),
-    ...                    optimizer=SGD(model.parameters(), lr=0.1))
     """
     _check_parts(model, loss, optimizer, penalty)
     model.train()
