@@ -1,7 +1,7 @@
 """Book consistency: the chapter files, the table of contents and the bibliography agree.
 
-These are fast checks on the sources; executing the chapters is nbval's job (`make test`)
-and the book build's (`make book`).
+These are fast checks on the sources; executing the chapters is the book build's job
+(`make book`, which `make test` runs first).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``tools/make_exercises.py`` turns every chapter into a learner notebook. Here we
 make those notebooks, execute them for real and require that every check cell
 fails with the checker's own "not written yet" message, while the book's
-version of the same cell (executed by nbval and the book build) passes.
+version of the same cell (executed by the book build) passes.
 """
 
 from __future__ import annotations
