@@ -12,21 +12,55 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["as_array", "check_number", "check_int", "check_finite_array", "as_generator"]
+__all__ = ["as_array", "check_number", "check_int", "check_flag", "check_seed",
+           "check_float_dtype", "check_finite_array", "as_generator"]
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """Check that ``seed`` is a non-negative integer (``bool`` refused), as NumPy needs."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be a non-negative int seed, "
+                        f"got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name} must be a non-negative int seed, got {seed}")
+    return int(seed)
 
 
 def as_generator(rng: np.random.Generator | int | None, name: str = "rng") -> np.random.Generator:
     """Return a :class:`numpy.random.Generator` built from ``rng``.
 
-    ``None`` gives a fresh, unpredictably seeded generator, an ``int`` a seeded
-    one, and a ``Generator`` is returned as it is (so that several layers can
-    share one stream). NumPy's global random state is never used.
+    ``None`` gives a fresh, unpredictably seeded generator, a non-negative
+    ``int`` a seeded one (checked by :func:`check_seed`), and a ``Generator``
+    is returned as it is (so that several layers can share one stream).
+    NumPy's global random state is never used.
     """
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"{name} must be a numpy.random.Generator, an int seed or None, got {rng!r}")
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
+        raise TypeError(f"{name} must be a numpy.random.Generator, an int seed or None, "
+                        f"got {rng!r}")
+    return np.random.default_rng(check_seed(rng, name))
+
+
+def check_flag(value: object, name: str) -> bool:
+    """Check that ``value`` is ``True`` or ``False`` (a NumPy bool too); strings are refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_float_dtype(dtype: object, name: str = "dtype") -> np.dtype:
+    """Return ``np.dtype(dtype)`` if it is a floating-point dtype, else a ``TypeError``."""
+    try:
+        result = np.dtype(dtype)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        result = None
+    if result is None or result.kind != "f":
+        raise TypeError(f"{name} must be a floating-point NumPy dtype "
+                        f"(np.float64, np.float32 or 'float64', ...), got {dtype!r}")
+    return result
 
 
 def check_number(
@@ -71,7 +105,11 @@ def as_array(x: object, name: str, dtype: np.dtype | type | None = None) -> np.n
     Booleans, strings and objects are refused; numbers are converted to
     ``dtype`` when it is given (without a copy when they already have it).
     """
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except ValueError as err:  # ragged nested lists: "inhomogeneous shape"
+        raise ValueError(f"{name} must be a rectangular array; a nested list whose rows "
+                         f"have different lengths cannot be one ({err})") from None
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be a numeric (integer or float) array, "
                         f"got dtype {arr.dtype}")

@@ -5,7 +5,9 @@
 from 0; ``logs`` holds ``"train_loss"`` and, with validation data,
 ``"valid_loss"``), then ``on_train_end(state)`` once. A callback ends training
 by setting ``state.stop = True``; ``fit`` finishes the current epoch's
-callbacks and stops.
+callbacks and stops. If training is cut short by an exception (including
+``KeyboardInterrupt``, a user pressing Ctrl-C), ``fit`` calls
+``on_exception(error, state)`` instead of ``on_train_end`` and then re-raises.
 
 ``EarlyStopping`` is the one regularizer here (Prechelt, 1998): it watches the
 validation loss and keeps the weights of the best epoch. ``CSVLogger`` and
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_int, check_number
+from ._checks import check_flag, check_int, check_number
 
 __all__ = ["Callback", "TrainState", "EarlyStopping", "CSVLogger", "WandbLogger"]
 
@@ -68,19 +70,48 @@ class Callback:
     """
 
     def on_train_begin(self, state: TrainState) -> None:
-        """Called once, before the first epoch."""
+        """Called once, before the first epoch.
+
+        Parameters
+        ----------
+        state : TrainState
+            Shared with ``fit``: the model, the optimizer, the history, ``stop``.
+        """
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], state: TrainState) -> None:
-        """Called after every epoch, with that epoch's ``logs``."""
+        """Called after every epoch, with that epoch's ``logs``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch that just ended, from 0.
+        logs : dict of str to float
+            ``"train_loss"`` and, with validation data, ``"valid_loss"``.
+        state : TrainState
+            Set ``state.stop = True`` to end training after this epoch.
+        """
 
     def on_train_end(self, state: TrainState) -> None:
-        """Called once, after the last epoch."""
+        """Called once, after the last epoch.
 
+        Parameters
+        ----------
+        state : TrainState
+        """
 
-def _check_flag(value: object, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+    def on_exception(self, error: BaseException, state: TrainState) -> None:
+        """Called instead of ``on_train_end`` when training raises ``error``.
+
+        ``fit`` re-raises ``error`` once every callback whose
+        ``on_train_begin`` ran has run this hook; it is called for
+        ``KeyboardInterrupt`` too.
+
+        Parameters
+        ----------
+        error : BaseException
+            The exception that ended training.
+        state : TrainState
+        """
 
 
 class EarlyStopping(Callback):
@@ -102,7 +133,11 @@ class EarlyStopping(Callback):
     * epochs before ``start_from_epoch`` are not monitored, but with
       ``check_finite`` a NaN or infinite value stops training at any epoch;
     * with ``restore_best_weights``, the model holds the weights of the best
-      epoch when training ends, whether or not stopping fired.
+      epoch when training ends, whether or not stopping fired;
+    * also when training is cut short by an exception or ``KeyboardInterrupt``
+      (:meth:`on_exception`): the best weights seen so far are put back
+      before ``fit`` re-raises, so interrupting a long run keeps its best
+      model. Keras, by contrast, leaves the last epoch's weights.
 
     Parameters
     ----------
@@ -159,9 +194,9 @@ class EarlyStopping(Callback):
         self.min_delta = check_number(min_delta, "min_delta", low=0.0)
         self.mode = mode
         self.baseline = None if baseline is None else check_number(baseline, "baseline")
-        self.restore_best_weights = _check_flag(restore_best_weights, "restore_best_weights")
+        self.restore_best_weights = check_flag(restore_best_weights, "restore_best_weights")
         self.start_from_epoch = check_int(start_from_epoch, "start_from_epoch")
-        self.check_finite = _check_flag(check_finite, "check_finite")
+        self.check_finite = check_flag(check_finite, "check_finite")
         self._reset()
 
     def _reset(self) -> None:
@@ -176,21 +211,24 @@ class EarlyStopping(Callback):
         """A new run: forget the previous one."""
         self._reset()
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], state: TrainState) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, float],
+                     state: TrainState) -> None:
         """Apply the rules to this epoch's value of ``logs[monitor]``."""
         current = self._monitored_value(logs)
-        if self.check_finite and not math.isfinite(current):   # NaN/inf: stop at once
-            self._stop(epoch, state)
+        if self.check_finite and not math.isfinite(current):
+            self._stop(epoch, state)                 # NaN/inf: stop at once
             return
-        if epoch < self.start_from_epoch:                       # warm-up: not monitored
+        if epoch < self.start_from_epoch:            # warm-up: not monitored
             return
         self.wait += 1
-        if self._is_improvement(current, self.best):
-            self._record_best(current, epoch, state)
-            if self.baseline is None or self._is_improvement(current, self.baseline):
-                self.wait = 0                                   # a real improvement
+        if self.is_improvement(current, self.best):
+            self.record_best(current, epoch, state)
+            beats_baseline = (self.baseline is None
+                              or self.is_improvement(current, self.baseline))
+            if beats_baseline:
+                self.wait = 0                        # a real improvement
                 return
-        if self.wait >= self.patience:                          # patience has run out
+        if self.wait >= self.patience:               # patience has run out
             self._stop(epoch, state)
 
     def _monitored_value(self, logs: dict[str, float]) -> float:
@@ -200,14 +238,31 @@ class EarlyStopping(Callback):
                            f"available keys: {sorted(logs)} (did you pass validation data?)")
         return float(logs[self.monitor])
 
-    def _is_improvement(self, current: float, reference: float) -> bool:
-        """``current`` beats ``reference`` by more than ``min_delta``."""
+    def is_improvement(self, current: float, reference: float) -> bool:
+        """Whether ``current`` beats ``reference`` by more than min_delta.
+
+        Parameters
+        ----------
+        current, reference : float
+            This epoch's value, and the value it must beat.
+        """
         if self.mode == "min":
             return current < reference - self.min_delta
         return current > reference + self.min_delta
 
-    def _record_best(self, current: float, epoch: int, state: TrainState) -> None:
-        """Remember the new best value, its epoch and (a copy of) the weights."""
+    def record_best(self, current: float, epoch: int,
+                    state: TrainState) -> None:
+        """Remember the new best value, its epoch and a copy of the weights.
+
+        Parameters
+        ----------
+        current : float
+            The new best value.
+        epoch : int
+            The epoch it was reached in.
+        state : TrainState
+            Its ``model`` holds the weights to copy.
+        """
         self.best = current
         self.best_epoch = epoch
         if self.restore_best_weights:
@@ -219,9 +274,13 @@ class EarlyStopping(Callback):
         state.stop = True
 
     def on_train_end(self, state: TrainState) -> None:
-        """Put the best epoch's weights back into the model (if asked and known)."""
+        """Put the best epoch's weights back (if asked for and known)."""
         if self.restore_best_weights and self.best_weights is not None:
             state.model.load_state_dict(self.best_weights)
+
+    def on_exception(self, error: BaseException, state: TrainState) -> None:
+        """Training was cut short: put back the best weights seen so far, as at the end."""
+        self.on_train_end(state)
 
     def __repr__(self) -> str:
         return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
@@ -337,6 +396,11 @@ class WandbLogger(Callback):
 
     def on_train_end(self, state: TrainState) -> None:
         self.run.finish()
+
+    def on_exception(self, error: BaseException, state: TrainState) -> None:
+        """Close the run, marked as failed (exit code 1)."""
+        if self.run is not None:
+            self.run.finish(exit_code=1)
 
     def __repr__(self) -> str:
         return f"WandbLogger(project={self.init_kwargs['project']!r})"

@@ -20,15 +20,17 @@ from importlib import resources
 from numbers import Real
 from os import PathLike
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 
-from ._checks import as_array
+from ._checks import as_array, check_finite_array, check_int, check_seed
+
+if TYPE_CHECKING:  # pandas is imported where a CSV is read, not by ``import regmlp``
+    import pandas as pd
 
 __all__ = ["Split", "Splits", "RawSplits", "CSVNotFoundError", "load_house_prices",
-           "house_prices_csv"]
+           "house_prices_csv", "split_indices", "fit_scaler"]
 
 TARGET = "Sale_Price"
 CSV_NAME = "ames_numeric.csv"
@@ -82,7 +84,9 @@ class Splits(NamedTuple):
     target_std: float
 
     def to_dollars(self, y: np.ndarray) -> np.ndarray:
-        r"""Convert targets or predictions back to dollars: :math:`\exp(y\sigma + \mu)`.
+        r"""Convert targets or predictions back to dollars.
+
+        The inverse of the target's scaling: :math:`\exp(y\sigma + \mu)`.
 
         Parameters
         ----------
@@ -186,20 +190,20 @@ def load_house_prices(
     ((2051, 33), (440, 1), (439, 1))
     >>> prices = splits.to_dollars(splits.test.y)  # back to dollars
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     fractions = _check_fractions(fractions)
     if not isinstance(target, str) or target not in ("log", "raw"):
         raise ValueError(f'target must be "log" or "raw", got {target!r}')
     table, source = _read_csv(path)
     features, price, names = _columns(table, source, log=(target == "log"))
-    parts = _split_indices(len(table), seed, fractions)
-    mean, scale = _fit_scaler(features[parts[0]])
+    parts = split_indices(len(table), seed, fractions)
+    mean, scale = fit_scaler(features[parts[0]])
     x = [(features[rows] - mean) / scale for rows in parts]
     if target == "raw":
         y = [price[rows] for rows in parts]
         return RawSplits(*_pair(x, y), names, 0.0, 1.0)
     log_price = np.log(price)
-    t_mean, t_scale = _fit_scaler(log_price[parts[0]])
+    t_mean, t_scale = fit_scaler(log_price[parts[0]])
     y = [(log_price[rows] - t_mean) / t_scale for rows in parts]
     return Splits(*_pair(x, y), names, float(t_mean[0]), float(t_scale[0]))
 
@@ -207,15 +211,6 @@ def load_house_prices(
 def _pair(x: list[np.ndarray], y: list[np.ndarray]) -> list[Split]:
     """Zip features and targets into ``Split``s."""
     return [Split(xi, yi) for xi, yi in zip(x, y, strict=True)]
-
-
-def _check_seed(seed: object) -> int:
-    """Return ``seed`` if it is a non-negative integer (``bool`` is refused)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed}")
-    return int(seed)
 
 
 def _check_fractions(fractions: object) -> tuple[float, float, float]:
@@ -262,6 +257,7 @@ def house_prices_csv() -> Path:
 
     Examples
     --------
+    >>> import pandas as pd
     >>> pd.read_csv(house_prices_csv()).shape
     (2930, 34)
     """
@@ -278,6 +274,8 @@ class CSVNotFoundError(FileNotFoundError, ValueError):
 
 def _read_csv(path: str | PathLike[str] | None) -> tuple[pd.DataFrame, Path]:
     """Read the CSV into a DataFrame, with errors that name the file."""
+    import pandas as pd
+
     if path is None:
         source, tried = _default_csv()
     elif isinstance(path, (str, PathLike)):
@@ -324,26 +322,71 @@ def _columns(
     return table[list(names)].to_numpy(dtype=np.float64), price, names
 
 
-def _split_indices(
-    n: int, seed: int, fractions: tuple[float, float, float]
+def split_indices(
+    n: int, seed: int = 0,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shuffle ``range(n)`` with ``seed`` and cut it into train, valid and test rows."""
+    """Shuffle ``range(n)`` with ``seed``; cut it into train, valid, test rows.
+
+    The sizes are ``round(fractions[0] * n)``, ``round(fractions[1] * n)``
+    and the rest; every part needs a row. Steps 2 and 3 of
+    :func:`load_house_prices`.
+
+    Parameters
+    ----------
+    n : int
+        The number of rows.
+    seed : int, default 0
+        Seed of the permutation (non-negative).
+    fractions : tuple of three floats, default (0.7, 0.15, 0.15)
+        Positive, summing to 1.
+
+    Returns
+    -------
+    tuple of three int arrays
+        The row numbers of the training, validation and test sets.
+    """
+    n, seed = check_int(n, "n", low=1), check_seed(seed)
+    fractions = _check_fractions(fractions)
     n_train, n_valid = round(fractions[0] * n), round(fractions[1] * n)
     n_test = n - n_train - n_valid
     if min(n_train, n_valid, n_test) < 1:
-        raise ValueError(f"fractions {fractions} of {n} rows give split sizes "
-                         f"{n_train}, {n_valid}, {n_test}; every split needs a row")
+        raise ValueError(f"fractions {fractions} of {n} rows give split "
+                         f"sizes {n_train}, {n_valid}, {n_test}; every split "
+                         "needs a row")
     order = np.random.default_rng(seed).permutation(n)
-    return order[:n_train], order[n_train:n_train + n_valid], order[n_train + n_valid:]
+    end_valid = n_train + n_valid
+    return order[:n_train], order[n_train:end_valid], order[end_valid:]
 
 
-def _fit_scaler(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_scaler(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and population standard deviations of the training rows.
 
     A column that is constant in training gets scale 1 (it is only centred),
-    and its mean is its value exactly, so that it becomes exactly 0.
+    and its mean is its value exactly, so that it becomes exactly 0. Apply
+    the result to any rows as ``(x - mean) / scale``.
+
+    Parameters
+    ----------
+    train : ndarray, shape (n, columns)
+        The training rows only (finite numbers, at least one row).
+
+    Examples
+    --------
+    >>> mean, scale = fit_scaler(np.array([[1.0, 5.0], [3.0, 5.0]]))
+    >>> mean, scale
+    (array([2., 5.]), array([1., 1.]))
     """
+    train = _check_rows(train)
     constant = (train == train[0]).all(axis=0)
     mean = np.where(constant, train[0], train.mean(axis=0))
     scale = np.where(constant, 1.0, train.std(axis=0))
     return mean, scale
+
+
+def _check_rows(train: object) -> np.ndarray:
+    """``train`` as a finite float array of shape ``(n, columns)``, ``n >= 1``."""
+    train = as_array(train, "train", np.float64)
+    if train.ndim != 2 or len(train) == 0:
+        raise ValueError(f"train must have shape (n, columns) with n >= 1, got {train.shape}")
+    return check_finite_array(train, "train")

@@ -177,7 +177,7 @@ def sweep(run: Callable[..., Mapping[str, Real]], grid: Mapping[str, Sequence] |
         environment variable ``REGMLP_JOBS`` and means 1 when it is unset; 1
         runs everything in this process.
     progress : bool, optional
-        A progress bar over the runs; ``None`` follows :func:`regmlp.fit`'s rule
+        A progress bar over the runs; ``None`` follows :func:`regmlp.training.fit`'s rule
         (a bar for a person, none in the book build or the tests).
 
     Returns

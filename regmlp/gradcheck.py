@@ -33,6 +33,20 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
     ``x`` is perturbed **in place**, one element at a time, and restored, so
     ``f`` may read ``x`` through a closure (a layer's parameter, say).
 
+    Parameters
+    ----------
+    f : callable
+        ``f(x) -> float``, the function to differentiate.
+    x : ndarray of float
+        The point; a floating-point NumPy array (changed and restored).
+    h : float, default 1e-6
+        The step: ``(f(x + h e_i) - f(x - h e_i)) / (2 h)`` for each element.
+
+    Returns
+    -------
+    ndarray
+        The gradient, of the shape of ``x``.
+
     Examples
     --------
     >>> x = np.array([1.0, 2.0])
@@ -56,7 +70,18 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    r"""Relative error :math:`\max|a-b| \,/\, \max(10^{-8}, \max(|a|+|b|))`."""
+    r"""Relative error :math:`\max|a-b| \,/\, \max(10^{-8}, \max(|a|+|b|))`.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Two arrays of the same shape (e.g. an analytic and a numerical gradient).
+
+    Returns
+    -------
+    float
+        0 for two empty arrays.
+    """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")

@@ -13,12 +13,15 @@ normalises the last axis with a biased variance and ``eps`` inside the root.
 
 from __future__ import annotations
 
+import os
+import secrets
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from ._checks import as_array, as_generator, check_number
+from ._checks import as_array, as_generator, check_float_dtype, check_number
 
 __all__ = [
     "Parameter",
@@ -95,9 +98,37 @@ class Layer:
 
     # -- the protocol -------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Compute the output and keep in the layer what ``backward`` needs.
+
+        Parameters
+        ----------
+        x : array_like
+            The input, e.g. of shape ``(batch, features)``; numeric.
+
+        Returns
+        -------
+        ndarray
+            The output. ``layer(x)`` is ``layer.forward(x)``.
+        """
         raise NotImplementedError
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        r"""Backpropagate through the last ``forward``.
+
+        Adds :math:`\partial L/\partial\theta` into each parameter's ``grad``
+        (gradients accumulate) and returns :math:`\partial L/\partial x`.
+
+        Parameters
+        ----------
+        grad_out : ndarray
+            :math:`\partial L/\partial y`, the gradient of the loss with
+            respect to the output of the last ``forward``; same shape.
+
+        Returns
+        -------
+        ndarray
+            :math:`\partial L/\partial x`, of the shape of that call's input.
+        """
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -115,7 +146,13 @@ class Layer:
             yield from child.modules()
 
     def named_parameters(self, prefix: str = "") -> list[tuple[str, Parameter]]:
-        """All parameters with dotted names such as ``"0.weight"``."""
+        """All parameters with dotted names such as ``"0.weight"``.
+
+        Parameters
+        ----------
+        prefix : str, default ""
+            Put in front of every name (used for the children of containers).
+        """
         named = [(prefix + name, getattr(self, name)) for name in self._params]
         for child_name, child in self.children():
             named += child.named_parameters(f"{prefix}{child_name}.")
@@ -132,7 +169,18 @@ class Layer:
 
     # -- modes --------------------------------------------------------------
     def train(self, mode: bool = True) -> Layer:
-        """Set training mode (``mode=True``) or evaluation mode, recursively."""
+        """Set training mode (``mode=True``) or evaluation mode, recursively.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            ``True`` for training (dropout drops), ``False`` for evaluation.
+
+        Returns
+        -------
+        Layer
+            The layer itself, so that ``model.train()`` can be chained.
+        """
         for module in self.modules():
             module.training = bool(mode)
         return self
@@ -147,7 +195,14 @@ class Layer:
         return {name: p.value.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy ``state``'s arrays into the parameters, after checking keys and shapes."""
+        """Copy ``state``'s arrays into the parameters, after checking keys and shapes.
+
+        Parameters
+        ----------
+        state : dict of str to ndarray
+            As returned by :meth:`state_dict`: exactly the same keys, arrays of
+            the same shapes. Nothing is changed if a key or shape is wrong.
+        """
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
         params = dict(self.named_parameters())
@@ -163,17 +218,122 @@ class Layer:
         for name, p in params.items():
             p.value[...] = state[name]
 
-    def save(self, path: str | Path) -> None:
-        """Save the weights to an ``.npz`` file (no pickle)."""
-        np.savez(path, **self.state_dict())
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the weights to exactly ``path``, an ``.npz`` archive, atomically.
 
-    def load(self, path: str | Path) -> None:
-        """Load weights saved by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(path, allow_pickle=False) as data:
-            self.load_state_dict({k: data[k] for k in data.files})
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write. No suffix is added (``"model"`` writes
+            ``model``, as ``torch.save`` does); its folder must exist.
+
+        Raises
+        ------
+        TypeError
+            If ``path`` is not a str or path-like object.
+        IsADirectoryError
+            If ``path`` is an existing folder.
+        FileNotFoundError
+            If the folder of ``path`` does not exist.
+
+        Notes
+        -----
+        The archive holds one array per entry of :meth:`state_dict` and no
+        pickled object. It is first written to a temporary file in the same
+        folder and then renamed over ``path`` (``os.replace``, atomic on one
+        file system): a save that fails halfway (full disk, interrupt) leaves
+        the previous file at ``path`` intact and removes its temporary file.
+
+        Examples
+        --------
+        >>> model.save("checkpoint.npz")        # doctest: +SKIP
+        >>> model.load("checkpoint.npz")        # doctest: +SKIP
+        """
+        path = _checkpoint_path(path)
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"cannot save to {path}: the folder {path.parent} "
+                                    "does not exist")
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            with open(tmp, "xb") as f:
+                np.savez(f, **self.state_dict())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Load weights saved by :meth:`save` from exactly ``path``.
+
+        Nothing is unpickled (``allow_pickle=False``), and the model is
+        changed only if the whole file is valid and fits it.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file written by :meth:`save` (or any ``.npz`` archive of
+            numeric arrays keyed like :meth:`state_dict`).
+
+        Raises
+        ------
+        TypeError
+            If ``path`` is not a str or path-like object.
+        FileNotFoundError, IsADirectoryError
+            If ``path`` does not exist or is a folder.
+        ValueError
+            If the file is not a valid ``.npz`` archive (truncated, corrupt,
+            a plain ``.npy`` or a pickle), holds an object array, or its keys
+            or shapes do not fit the model; the message names the file (and
+            the entry).
+        """
+        path = _checkpoint_path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}: no such file")
+        state = _read_npz(path)
+        try:
+            self.load_state_dict(state)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{path} does not fit this model: {err}") from err
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _checkpoint_path(path: object) -> Path:
+    """``path`` as a ``Path``; a folder or a non-path is refused."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a path-like object, got {path!r}")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"path {path} is a folder; give a file name inside it, "
+                                f"such as {path / 'model.npz'}")
+    return path
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive at ``path``, with errors that name file and entry."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a checkpoint written by save (an .npz "
+                         f"archive): {err}") from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single array (.npy), not a checkpoint of named "
+                         "weights (.npz) as written by save")
+    arrays = {}
+    with data:
+        for key in data.files:
+            try:
+                arrays[key] = data[key]
+            except ValueError as err:  # an object array: never unpickled
+                raise ValueError(f"{path}: entry {key!r} is not a numeric array and is not "
+                                 f"loaded (pickled objects are refused): {err}") from err
+            except (OSError, EOFError, zipfile.BadZipFile) as err:
+                raise ValueError(f"{path}: entry {key!r} cannot be read (truncated or "
+                                 f"corrupt file): {err}") from err
+    return arrays
 
 
 class Sequential(Layer):
@@ -181,6 +341,11 @@ class Sequential(Layer):
 
     Backward runs the layers in reverse order. Supports ``len``, indexing
     (a slice gives a new ``Sequential`` sharing the layers) and iteration.
+
+    Parameters
+    ----------
+    *layers : Layer
+        The layers, in order; each layer object at most once in the model.
 
     Examples
     --------
@@ -198,11 +363,13 @@ class Sequential(Layer):
         _check_no_repeats(self)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Each layer's ``forward``, first to last."""
         for layer in self.layers:
             x = layer.forward(x)
         return x
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Each layer's ``backward``, last to first."""
         for layer in reversed(self.layers):
             grad_out = layer.backward(grad_out)
         return grad_out
@@ -280,9 +447,7 @@ class Dense(Layer):
         for name, n in (("n_in", n_in), ("n_out", n_out)):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ValueError(f"{name} must be a positive integer, got {n!r}")
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        dtype = check_float_dtype(dtype)
         rng = as_generator(rng)
         self.n_in, self.n_out = int(n_in), int(n_out)
         bound = 1.0 / np.sqrt(n_in)
@@ -295,6 +460,11 @@ class Dense(Layer):
         self._x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x @ weight + bias`` for ``x`` of shape ``(batch, n_in)``; keeps ``x``.
+
+        ``x`` is used in the parameters' dtype; the output has shape
+        ``(batch, n_out)``.
+        """
         x = as_array(x, "x", self.weight.value.dtype)
         if x.ndim != 2 or x.shape[1] != self.n_in:
             raise ValueError(f"{self!r} expects x of shape (batch, {self.n_in}), got {x.shape}")
@@ -305,6 +475,8 @@ class Dense(Layer):
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Add ``x.T @ grad_out`` to the weight's grad and the column sums to the
+        bias's; return ``grad_out @ weight.T``."""
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
         self.weight.grad += self._x.T @ grad_out
@@ -324,12 +496,14 @@ class ReLU(Layer):
         self._mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """``max(x, 0)`` elementwise; keeps the mask ``x > 0``."""
         x = as_array(x, "x")
         out = np.maximum(x, 0)
         self._mask = out > 0
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """``grad_out`` where the last input was positive, 0 elsewhere."""
         if self._mask is None:
             raise RuntimeError("ReLU.backward called before forward")
         return grad_out * self._mask
@@ -369,22 +543,25 @@ class Dropout(Layer):
         self.p = check_number(p, "p", low=0.0, high=1.0, high_inclusive=False)
         self.rng = as_generator(rng)
         self.mask: np.ndarray | None = None
-        self._scale: float = 1.0 / (1.0 - self.p)
         self._dropped = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Training: ``x * mask / (1 - p)``, a new mask each call; eval: ``x``.
+
+        A float input keeps its dtype; an integer input gives float64.
+        """
         x = as_array(x, "x")
         self._dropped = self.training and self.p > 0
         if not self._dropped:
             return x
-        dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-        self.mask = self.rng.random(x.shape, dtype=dtype) >= self.p
-        return x * self.mask * dtype.type(self._scale)
+        self.mask = self.rng.random(x.shape) >= self.p  # kept with prob. 1 - p
+        return x * self.mask / (1.0 - self.p)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """``grad_out * mask / (1 - p)``, with the mask of the last forward."""
         if not self._dropped:
             return grad_out
-        return grad_out * self.mask * grad_out.dtype.type(self._scale)
+        return grad_out * self.mask / (1.0 - self.p)
 
     def __repr__(self) -> str:
         return f"Dropout(p={self.p})"
@@ -422,6 +599,18 @@ class LayerNorm(Layer):
 
     where the bars are means over the row. Gain ``weight`` (ones) and shift
     ``bias`` (zeros) are never decayed.
+
+    Examples
+    --------
+    Each row is normalised on its own; a constant row becomes the shift (0):
+
+    >>> ln = LayerNorm(3)
+    >>> np.round(ln(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])), 4)
+    array([[-1.2247,  0.    ,  1.2247],
+           [ 0.    ,  0.    ,  0.    ]])
+    >>> ln.weight.value[...] = 2.0        # the gain scales the normalised row
+    >>> np.round(ln(np.array([[1.0, 2.0, 3.0]])), 4)
+    array([[-2.4495,  0.    ,  2.4495]])
     """
 
     _params = ("weight", "bias")
@@ -433,15 +622,18 @@ class LayerNorm(Layer):
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         self.dim = int(dim)
         self.eps = check_number(eps, "eps", low=0.0)
+        dtype = check_float_dtype(dtype)
         self.weight = Parameter(np.ones(dim, dtype=dtype), decay=False)
         self.bias = Parameter(np.zeros(dim, dtype=dtype), decay=False)
         self._xhat: np.ndarray | None = None
         self._rstd: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Normalise each row of ``x`` over its last axis; scale and shift."""
         x = as_array(x, "x", self.weight.value.dtype)
         if x.ndim < 1 or x.shape[-1] != self.dim:
-            raise ValueError(f"{self!r} expects x with last axis {self.dim}, got shape {x.shape}")
+            raise ValueError(f"{self!r} expects x with last axis {self.dim}, "
+                             f"got shape {x.shape}")
         mu = x.mean(axis=-1, keepdims=True)
         xc = x - mu
         var = np.mean(xc * xc, axis=-1, keepdims=True)
@@ -450,6 +642,7 @@ class LayerNorm(Layer):
         return self._xhat * self.weight.value + self.bias.value
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """The gradients of the gain, the shift and the input (Notes above)."""
         if self._xhat is None:
             raise RuntimeError("LayerNorm.backward called before forward")
         xhat, rstd = self._xhat, self._rstd
@@ -473,6 +666,12 @@ class Residual(Layer):
     earlier layers unchanged through the identity even when :math:`f` squashes it.
     The block's output must have the shape of its input.
 
+    Parameters
+    ----------
+    block : Layer
+        The function :math:`f`, e.g. a ``Sequential`` of ``Dense`` and ``ReLU``
+        whose output width equals its input width.
+
     Examples
     --------
     >>> block = Residual(Sequential(Dense(4, 4, rng=0), ReLU()))
@@ -491,13 +690,16 @@ class Residual(Layer):
         return [("block", self.block)]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x + block(x)``; the shapes must agree."""
         fx = self.block.forward(x)
         if fx.shape != np.shape(x):
-            raise ValueError(f"Residual block must keep the shape of its input: "
-                             f"x has shape {np.shape(x)}, block(x) has shape {fx.shape}")
+            raise ValueError("Residual block must keep the shape of its input: "
+                             f"x has shape {np.shape(x)}, "
+                             f"block(x) has shape {fx.shape}")
         return x + fx
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """The two paths added: the identity's and the block's."""
         return grad_out + self.block.backward(grad_out)
 
     def __repr__(self) -> str:

@@ -34,6 +34,20 @@ class MSE:
         self._diff: np.ndarray | None = None
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        """The mean of ``(pred - target) ** 2`` over all elements; keeps the difference.
+
+        Parameters
+        ----------
+        pred : array_like
+            The predictions, e.g. of shape ``(n, 1)``.
+        target : array_like
+            The targets, of exactly the shape of ``pred``.
+
+        Returns
+        -------
+        float
+            The loss. ``loss(pred, target)`` is ``loss.forward(pred, target)``.
+        """
         pred = as_array(pred, "pred")
         target = as_array(target, "target")
         if pred.shape != target.shape:
@@ -45,7 +59,13 @@ class MSE:
     __call__ = forward
 
     def backward(self) -> np.ndarray:
-        """Return dL/dpred for the last ``forward``."""
+        """Return dL/dpred for the last ``forward``: ``2 (pred - target) / N``.
+
+        Returns
+        -------
+        ndarray
+            Of the shape of that call's ``pred``.
+        """
         if self._diff is None:
             raise RuntimeError("MSE.backward called before forward")
         return self._diff * (2.0 / self._diff.size)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_generator, check_int, check_number
+from ._checks import as_generator, check_flag, check_int, check_number
 from .layers import Dense, Dropout, Layer, LayerNorm, ReLU, Residual, Sequential
 
 __all__ = ["book_model", "he_init"]
@@ -31,6 +31,13 @@ def he_init(layer: Dense, rng: np.random.Generator) -> Dense:
     the mean square of ReLU activations constant from layer to layer (PyTorch's
     default, uniform in :math:`\pm 1/\sqrt{n_{in}}`, has variance
     :math:`1/(3 n_{in})`, six times smaller).
+
+    Parameters
+    ----------
+    layer : Dense
+        Changed in place (and returned).
+    rng : numpy.random.Generator
+        Source of the new weights.
 
     Examples
     --------
@@ -91,6 +98,8 @@ def book_model(*, width: int = 64, depth: int = 2, dropout: float = 0.0,
     width, n_in = check_int(width, "width", low=1), check_int(n_in, "n_in", low=1)
     depth = check_int(depth, "depth")
     dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_inclusive=False)
+    layernorm = check_flag(layernorm, "layernorm")
+    residual = check_flag(residual, "residual")
     if init not in _INITS:
         raise ValueError(f"init must be one of {_INITS}, got {init!r}")
     weights, masks = as_generator(rng).spawn(2)

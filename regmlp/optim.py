@@ -12,11 +12,16 @@ The four classes match PyTorch step for step. The difference that matters:
 For plain SGD the two are the same update; with momentum or Adam they differ.
 Parameters with ``decay=False`` (biases, LayerNorm gains and shifts) are never
 decayed by any of them.
+
+Both kinds of decay are written once, in :meth:`Optimizer.step`, and the class
+attribute ``decoupled`` picks one. Each optimizer supplies only its step
+*direction* from a gradient (:meth:`SGD.direction`, :meth:`Adam.direction`),
+so ``SGDW`` is ``SGD`` with ``decoupled = True`` and ``AdamW`` is ``Adam`` with
+``decoupled = True``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -28,17 +33,27 @@ __all__ = ["Optimizer", "SGD", "SGDW", "Adam", "AdamW"]
 
 
 class Optimizer:
-    """Base class: holds the parameters and the learning rate.
+    r"""Base class: the parameters, the learning rate and the weight decay.
 
     Parameters
     ----------
     params : iterable of Parameter
         Typically ``model.parameters()``.
     lr : float
-        Learning rate, finite and non-negative.
+        Learning rate :math:`\eta`, finite and non-negative.
     weight_decay : float
-        Decay strength, finite and non-negative.
+        Decay strength :math:`\lambda`, finite and non-negative.
+
+    Attributes
+    ----------
+    decoupled : bool
+        Class attribute: ``False`` for coupled decay (L2 in the gradient;
+        ``SGD``, ``Adam``), ``True`` for decoupled decay (``SGDW``, ``AdamW``).
+    t : int
+        The number of steps taken so far.
     """
+
+    decoupled: bool = False
 
     def __init__(self, params: Iterable[Parameter], lr: float, weight_decay: float) -> None:
         if isinstance(params, (Parameter, Layer)) or not isinstance(params, Iterable):
@@ -60,12 +75,45 @@ class Optimizer:
             p.grad.fill(0.0)
 
     def step(self) -> None:
-        """Update every parameter from its ``.grad``."""
+        r"""Update every parameter from its ``.grad``, with weight decay.
+
+        For a parameter :math:`\theta` with gradient :math:`g` and direction
+        :math:`d` (:meth:`direction`), when :math:`\theta` decays:
+
+        * coupled: :math:`d = d(g + \lambda\theta)`, then
+          :math:`\theta \leftarrow \theta - \eta\, d`;
+        * decoupled: :math:`d = d(g)`, then
+          :math:`\theta \leftarrow \theta - \eta\lambda\theta - \eta\, d`.
+        """
         self.t += 1
         for i, p in enumerate(self.params):
-            self._update(i, p)
+            decays = p.decay and self.weight_decay > 0
+            g = p.grad
+            if decays and not self.decoupled:   # coupled: L2 in the gradient
+                g = g + self.weight_decay * p.value
+            step = self.direction(i, g)
+            if decays and self.decoupled:       # decoupled: shrink the weights
+                p.value *= 1 - self.lr * self.weight_decay
+            p.value -= self.lr * step
 
-    def _update(self, i: int, p: Parameter) -> None:
+    def direction(self, i: int, g: np.ndarray) -> np.ndarray:
+        """The step direction of parameter ``i`` from its gradient ``g``.
+
+        ``step`` subtracts ``lr`` times it. Subclasses implement it and keep
+        their per-parameter state (momentum, moments) in lists indexed by ``i``.
+
+        Parameters
+        ----------
+        i : int
+            The parameter's index in ``params``.
+        g : ndarray
+            Its gradient, with the L2 term added when the decay is coupled.
+
+        Returns
+        -------
+        ndarray
+            Of the shape of ``g``.
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -82,7 +130,32 @@ class SGD(Optimizer):
         b &\leftarrow \mu\, b + g \quad(b = g \text{ at the first step}) \\
         \theta &\leftarrow \theta - \eta\, b
 
-    With ``momentum=0`` the buffer is skipped and :math:`b = g`.
+    With ``momentum=0`` there is no buffer and :math:`b = g`.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+        Typically ``model.parameters()``.
+    lr : float
+        Learning rate :math:`\eta`.
+    momentum : float, default 0.0
+        Momentum :math:`\mu` (PyTorch's, without dampening or Nesterov).
+    weight_decay : float, default 0.0
+        L2 strength :math:`\lambda`.
+
+    Attributes
+    ----------
+    buffers : list of ndarray or None
+        The momentum buffer :math:`b` of each parameter (``None`` before the
+        first step or without momentum).
+
+    Examples
+    --------
+    >>> p = Parameter(np.array([1.0, -2.0]))
+    >>> p.grad[...] = [0.5, 0.5]
+    >>> SGD([p], lr=0.1).step()
+    >>> p.value
+    array([ 0.95, -2.05])
     """
 
     def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0,
@@ -91,23 +164,15 @@ class SGD(Optimizer):
         self.momentum = check_number(momentum, "momentum", low=0.0)
         self.buffers: list[np.ndarray | None] = [None] * len(self.params)
 
-    def _direction(self, i: int, g: np.ndarray) -> np.ndarray:
-        """The momentum buffer (or the gradient itself when ``momentum == 0``)."""
-        if self.momentum == 0.0:
+    def direction(self, i: int, g: np.ndarray) -> np.ndarray:
+        """The momentum buffer ``b <- momentum * b + g``, or ``g`` itself."""
+        if self.momentum == 0:
             return g
-        buf = self.buffers[i]
-        if buf is None:
-            self.buffers[i] = buf = g.copy()
+        if self.buffers[i] is None:        # the first step: b = g
+            self.buffers[i] = g.copy()
         else:
-            buf *= self.momentum
-            buf += g
-        return buf
-
-    def _update(self, i: int, p: Parameter) -> None:
-        g = p.grad
-        if self.weight_decay and p.decay:
-            g = g + self.weight_decay * p.value
-        p.value -= self.lr * self._direction(i, g)
+            self.buffers[i] = self.momentum * self.buffers[i] + g
+        return self.buffers[i]
 
 
 class SGDW(SGD):
@@ -115,35 +180,50 @@ class SGDW(SGD):
 
     .. math::
         b &\leftarrow \mu\, b + g \\
-        \theta &\leftarrow \theta - \eta\, b - \eta\lambda\,\theta
+        \theta &\leftarrow \theta - \eta\lambda\,\theta - \eta\, b
 
     Both terms use the same old :math:`\theta`; the momentum buffer never sees
     the decay. With ``momentum=0`` this is exactly ``SGD`` with the same
-    ``weight_decay``: :math:`\theta - \eta(g + \lambda\theta)`.
+    ``weight_decay``: :math:`\theta - \eta(g + \lambda\theta)`. The parameters
+    are those of :class:`SGD`.
     """
 
-    def _update(self, i: int, p: Parameter) -> None:
-        direction = self._direction(i, p.grad)
-        if self.weight_decay and p.decay:
-            p.value *= 1.0 - self.lr * self.weight_decay
-        p.value -= self.lr * direction
+    decoupled = True
 
 
 class Adam(Optimizer):
     r"""Adam with **coupled** L2 decay (``torch.optim.Adam``; Kingma & Ba, 2015).
 
+    At step :math:`t`, for each parameter :math:`\theta` with gradient :math:`g`:
+
     .. math::
         g &\leftarrow g + \lambda\,\theta \quad(\text{only if } \theta\text{.decay}) \\
         m &\leftarrow \beta_1 m + (1-\beta_1)\, g, \qquad
         v \leftarrow \beta_2 v + (1-\beta_2)\, g^2 \\
-        \theta &\leftarrow \theta - \frac{\eta}{1-\beta_1^t}\,
-                 \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}
+        \hat m &= \frac{m}{1-\beta_1^t}, \qquad \hat v = \frac{v}{1-\beta_2^t} \\
+        \theta &\leftarrow \theta - \eta\, \frac{\hat m}{\sqrt{\hat v} + \epsilon}
 
-    Because the decay term passes through :math:`1/\sqrt{v}`, weights with
+    Because the decay term passes through :math:`1/\sqrt{\hat v}`, weights with
     large gradients are decayed *less*: the reason AdamW exists.
-    """
 
-    _decoupled = False
+    Parameters
+    ----------
+    params : iterable of Parameter
+        Typically ``model.parameters()``.
+    lr : float, default 1e-3
+        Learning rate :math:`\eta`.
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates :math:`\beta_1, \beta_2` of the two moments, each in [0, 1).
+    eps : float, default 1e-8
+        :math:`\epsilon`, added to :math:`\sqrt{\hat v}`.
+    weight_decay : float, default 0.0
+        L2 strength :math:`\lambda`.
+
+    Attributes
+    ----------
+    m, v : list of ndarray
+        The first and second moments of each parameter (zeros at first).
+    """
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -156,45 +236,46 @@ class Adam(Optimizer):
         self.eps = check_number(eps, "eps", low=0.0)
         self.m = [np.zeros_like(p.value) for p in self.params]
         self.v = [np.zeros_like(p.value) for p in self.params]
-        self._scratch = [np.empty_like(p.value) for p in self.params]
 
-    def _update(self, i: int, p: Parameter) -> None:
+    def direction(self, i: int, g: np.ndarray) -> np.ndarray:
+        """Adam's direction ``m_hat / (sqrt(v_hat) + eps)`` for parameter i."""
         beta1, beta2 = self.betas
-        g = p.grad
-        if self.weight_decay and p.decay:
-            if self._decoupled:
-                p.value *= 1.0 - self.lr * self.weight_decay
-            else:
-                g = g + self.weight_decay * p.value
-        # In place, in a scratch array kept per parameter: nothing is allocated.
-        m, v, tmp = self.m[i], self.v[i], self._scratch[i]
-        # m <- beta1 m + (1 - beta1) g
-        m *= beta1
-        m += np.multiply(1.0 - beta1, g, out=tmp)
-        # v <- beta2 v + (1 - beta2) g^2
-        v *= beta2
-        v += np.multiply(1.0 - beta2, np.square(g, out=tmp), out=tmp)
-        # p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps), computed as
-        # p <- p - lr * c / (1 - beta1^t) * m / (sqrt(v) + eps * c), c = sqrt(1 - beta2^t):
-        # the same update (multiply through by c), with one pass over the array fewer.
-        c = math.sqrt(1.0 - beta2 ** self.t)
-        denom = np.sqrt(v, out=tmp)
-        denom += self.eps * c
-        step = np.divide(m, denom, out=tmp)
-        step *= self.lr * c / (1.0 - beta1 ** self.t)
-        p.value -= step
+        self.m[i] = beta1 * self.m[i] + (1 - beta1) * g      # first moment
+        self.v[i] = beta2 * self.v[i] + (1 - beta2) * g**2   # second moment
+        m_hat = self.m[i] / (1 - beta1**self.t)              # bias corrections
+        v_hat = self.v[i] / (1 - beta2**self.t)
+        return m_hat / (np.sqrt(v_hat) + self.eps)
 
 
 class AdamW(Adam):
-    r"""Adam with **decoupled** weight decay (``torch.optim.AdamW``; Loshchilov & Hutter, 2019).
+    r"""Adam with **decoupled** weight decay (``torch.optim.AdamW``).
 
-    First :math:`\theta \leftarrow \theta - \eta\lambda\theta` (only if
-    ``decay``), then the Adam step of :class:`Adam` computed from the raw
-    gradient: the moments :math:`m, v` never see the decay. The default
-    ``weight_decay`` is 0.01, as in PyTorch.
+    Loshchilov & Hutter (2019):
+
+    .. math::
+        \theta \leftarrow \theta - \eta\lambda\theta
+        - \eta\,\frac{\hat m}{\sqrt{\hat v} + \epsilon}
+
+    (the decay only if ``decay``), with the moments of :class:`Adam` computed
+    from the raw gradient: they never see the decay. The parameters are those
+    of :class:`Adam`, except that ``weight_decay`` defaults to 0.01, as in
+    PyTorch.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+        Typically ``model.parameters()``.
+    lr : float, default 1e-3
+        Learning rate :math:`\eta`.
+    betas : (float, float), default (0.9, 0.999)
+        :math:`\beta_1, \beta_2`, each in [0, 1).
+    eps : float, default 1e-8
+        :math:`\epsilon`.
+    weight_decay : float, default 0.01
+        Decoupled decay :math:`\lambda`.
     """
 
-    _decoupled = True
+    decoupled = True
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,

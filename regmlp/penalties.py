@@ -24,7 +24,13 @@ __all__ = ["Penalty", "L1", "L2"]
 
 
 class Penalty:
-    """Base class: a regularisation term over the decayed parameters."""
+    r"""Base class: a regularisation term over the decayed parameters.
+
+    Parameters
+    ----------
+    lam : float
+        The strength :math:`\lambda`, finite and non-negative.
+    """
 
     def __init__(self, lam: float) -> None:
         self.lam = check_number(lam, "lam", low=0.0)
@@ -39,11 +45,23 @@ class Penalty:
         return [p for p in params if p.decay]
 
     def loss(self, params: Iterable[Parameter]) -> float:
-        """The value of the term."""
+        """The value of the term.
+
+        Parameters
+        ----------
+        params : iterable of Parameter
+            E.g. ``model.parameters()``; only those with ``decay=True`` count.
+        """
         return float(sum(self._term(p.value) for p in self.decayed(params)))
 
     def backward(self, params: Iterable[Parameter]) -> None:
-        """Add the term's gradient to each decayed parameter's ``.grad``."""
+        """Add the term's gradient to each decayed parameter's ``.grad``.
+
+        Parameters
+        ----------
+        params : iterable of Parameter
+            E.g. ``model.parameters()``; those with ``decay=False`` are skipped.
+        """
         for p in self.decayed(params):
             p.grad += self._grad(p.value)
 
@@ -58,7 +76,9 @@ class Penalty:
 
 
 class L2(Penalty):
-    r"""Ridge penalty :math:`\frac{\lambda}{2}\sum\theta^2`, gradient :math:`\lambda\theta`.
+    r"""Ridge penalty :math:`\frac{\lambda}{2}\sum\theta^2`.
+
+    Its gradient is :math:`\lambda\theta`.
 
     Examples
     --------

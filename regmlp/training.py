@@ -11,10 +11,10 @@ shuffled training set in mini-batches; each step is
     penalty.backward(model.parameters())      # only with a penalty
     optimizer.step()
 
-After each epoch the validation loss is computed in evaluation mode, both
-losses are added to the :class:`History` and the callbacks run. The model is
-in training mode during the epoch and every layer's ``training`` flag is put
-back as it was when ``fit`` returns.
+One epoch is :func:`train_epoch`. After each epoch the validation loss is
+computed in evaluation mode, both losses are added to the :class:`History`
+and the callbacks run. The model is in training mode during the epoch and
+every layer's ``training`` flag is put back as it was when ``fit`` returns.
 """
 
 from __future__ import annotations
@@ -22,18 +22,21 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ._checks import as_array, as_generator, check_finite_array, check_int
+from ._checks import as_array, as_generator, check_finite_array, check_flag, check_int
 from .callbacks import Callback, TrainState
 from .layers import Layer
 
-__all__ = ["batches", "History", "fit", "evaluate", "predict"]
+__all__ = ["batches", "train_epoch", "History", "fit", "evaluate", "predict"]
+
+#: One mini-batch: inputs ``xb`` of shape ``(b, features)``, targets ``yb`` ``(b, 1)``.
+Batch = tuple[np.ndarray, np.ndarray]
 
 
 # -- mini-batches --------------------------------------------------------------
@@ -57,6 +60,8 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int = 32, *,
     rng : numpy.random.Generator, int or None
         Source of the permutation.
     shuffle : bool, default True
+        Whether to permute the rows (``True`` or ``False``; anything else is
+        a ``TypeError``).
 
     Examples
     --------
@@ -69,6 +74,7 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int = 32, *,
         raise ValueError(f"x and y must have the same number of rows, "
                          f"got shapes {x.shape} and {y.shape}")
     batch_size = check_int(batch_size, "batch_size", low=1)
+    shuffle = check_flag(shuffle, "shuffle")
     order = as_generator(rng).permutation(len(x)) if shuffle else None
     return _iterate_batches(x, y, batch_size, order)
 
@@ -105,7 +111,14 @@ class History:
     valid_loss: list[float] = field(default_factory=list)
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
-        """Record one epoch's ``logs``."""
+        """Record one epoch's ``logs``.
+
+        Parameters
+        ----------
+        epoch : int
+        logs : dict of str to float
+            ``"train_loss"`` and, optionally, ``"valid_loss"``.
+        """
         self.epochs.append(epoch)
         self.train_loss.append(logs["train_loss"])
         if "valid_loss" in logs:
@@ -124,7 +137,17 @@ class History:
         return pd.DataFrame(columns, index=pd.Index(self.epochs, name="epoch"))
 
     def plot(self, ax: Any = None) -> Any:
-        """Plot the loss curves (see :func:`regmlp.diagnostics.plot_losses`); return the Axes."""
+        """Plot the loss curves (see :func:`regmlp.diagnostics.plot_losses`).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw; a new figure if ``None``.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
         from .diagnostics import plot_losses
 
         return plot_losses(self, ax=ax)
@@ -187,6 +210,10 @@ def _check_data(data: object, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_has(obj: object, name: str, methods: tuple[str, ...], example: str) -> None:
+    """``obj`` is an object (not a class) with the given methods."""
+    if isinstance(obj, type):
+        raise TypeError(f"{name} must be an instance, not the class {obj.__name__}: "
+                        f"write {name}={example}")
     missing = [m for m in methods if not callable(getattr(obj, m, None))]
     if missing:
         raise TypeError(f"{name} must have {' and '.join(methods)} methods (e.g. {example}), "
@@ -203,6 +230,9 @@ def _check_callbacks(callbacks: object) -> list[Callback]:
         raise TypeError(f"callbacks must be a list of Callback, "
                         f"got {type(callbacks).__name__}") from None
     for i, cb in enumerate(callbacks):
+        if isinstance(cb, type):
+            raise TypeError(f"callbacks[{i}] must be an instance, not the class "
+                            f"{cb.__name__}: write {cb.__name__}(...)")
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks[{i}] must be a Callback, got {type(cb).__name__}")
     return callbacks
@@ -275,19 +305,47 @@ def _progress_bar(epochs: int, show: bool) -> Any:
 
 # -- the loop ---------------------------------------------------------------------
 
-def _train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, *, loss: Any, optimizer: Any,
-                 penalty: Any, batch_size: int, rng: np.random.Generator) -> float:
-    """One pass over the shuffled data; return the size-weighted mean batch data loss."""
+def _check_parts(model: object, loss: object, optimizer: object, penalty: object) -> None:
+    """The model, loss, optimizer and penalty of a training step have what it needs."""
+    _check_model(model)
+    _check_has(loss, "loss", ("forward", "backward"), "MSE()")
+    _check_has(optimizer, "optimizer", ("zero_grad", "step"), "SGD(model.parameters(), lr=0.01)")
+    if penalty is not None:
+        _check_has(penalty, "penalty", ("loss", "backward"), "L2(1e-3)")
+
+
+def train_epoch(model: Layer, minibatches: Iterable[Batch], *, loss: Any,
+                optimizer: Any, penalty: Any = None) -> float:
+    r"""One pass over ``minibatches`` in training mode; return the mean loss.
+
+    Each step zeroes the gradients, runs forward and backward, adds the
+    penalty's gradient (if any) and takes an optimizer step. For batches of
+    sizes :math:`n_j` with data losses :math:`\ell_j` the result is
+    :math:`\sum_j n_j \ell_j / \sum_j n_j` (without the penalty).
+
+    Parameters
+    ----------
+    model : Layer
+        Trained in place; left in training mode.
+    minibatches : iterable of (xb, yb)
+        E.g. ``batches(x, y, 32, rng=rng)``; must yield at least one row.
+    loss, optimizer, penalty
+        As for :func:`fit`.
+    """
+    _check_parts(model, loss, optimizer, penalty)
     model.train()
-    total = 0.0
-    for xb, yb in _iterate_batches(x, y, batch_size, rng.permutation(len(x))):
+    total, rows = 0.0, 0
+    for xb, yb in minibatches:
         optimizer.zero_grad()
         total += loss.forward(model.forward(xb), yb) * len(xb)
         model.backward(loss.backward())
         if penalty is not None:
             penalty.backward(model.parameters())
         optimizer.step()
-    return total / len(x)
+        rows += len(xb)
+    if rows == 0:
+        raise ValueError("minibatches is empty: there is no row to train on")
+    return total / rows
 
 
 def _eval_loss(model: Layer, x: np.ndarray, y: np.ndarray, loss: Any) -> float:
@@ -322,6 +380,10 @@ def fit(model: Layer, train: Sequence[np.ndarray], valid: Sequence[np.ndarray] |
         penalties.
     callbacks : list of Callback
         Called in order after each epoch; ``state.stop = True`` ends training.
+        If training raises (any exception, ``KeyboardInterrupt`` included),
+        each callback whose ``on_train_begin`` ran gets ``on_exception`` and
+        the exception is re-raised: with ``EarlyStopping(restore_best_weights=
+        True)`` the model then holds the best weights seen so far.
     rng : numpy.random.Generator, int or None
         Source of the shuffling. The same seed (and the same model and
         optimizer) gives the same history, bit for bit.
@@ -345,7 +407,9 @@ def fit(model: Layer, train: Sequence[np.ndarray], valid: Sequence[np.ndarray] |
 
     Notes
     -----
-    Every argument is checked once, before the first epoch. The data is
+    Every argument is checked once, before the first epoch and before any
+    callback runs (a class passed where an instance belongs, such as
+    ``loss=MSE``, is a ``TypeError`` at once). The data is
     used in the dtype of the model's parameters (converted once, so a
     float32 model trains in float32 throughout). Epochs are numbered
     from 0. After ``fit`` (even if it raises) every layer's ``training``
@@ -369,10 +433,7 @@ def fit(model: Layer, train: Sequence[np.ndarray], valid: Sequence[np.ndarray] |
             raise ValueError(f"valid x has {xv.shape[1]} features but train x has {x.shape[1]}")
     epochs = check_int(epochs, "epochs", low=1)
     batch_size = check_int(batch_size, "batch_size", low=1)
-    _check_has(loss, "loss", ("forward", "backward"), "MSE()")
-    _check_has(optimizer, "optimizer", ("zero_grad", "step"), "SGD(model.parameters(), lr=0.01)")
-    if penalty is not None:
-        _check_has(penalty, "penalty", ("loss", "backward"), "L2(1e-3)")
+    _check_parts(model, loss, optimizer, penalty)
     callbacks = _check_callbacks(callbacks)
     rng = as_generator(rng)
     if progress is not None and not isinstance(progress, bool):
@@ -382,13 +443,15 @@ def fit(model: Layer, train: Sequence[np.ndarray], valid: Sequence[np.ndarray] |
     state = TrainState(model, optimizer, history)
     flags = _training_flags(model)
     bar = _progress_bar(epochs, _show_progress(progress))
+    started: list[Callback] = []
     try:
         for cb in callbacks:
             cb.on_train_begin(state)
+            started.append(cb)
         for epoch in range(epochs):
             state.epoch = epoch
-            logs = {"train_loss": _train_epoch(model, x, y, loss=loss, optimizer=optimizer,
-                                               penalty=penalty, batch_size=batch_size, rng=rng)}
+            logs = {"train_loss": train_epoch(model, batches(x, y, batch_size, rng=rng),
+                                              loss=loss, optimizer=optimizer, penalty=penalty)}
             if valid is not None:
                 logs["valid_loss"] = _eval_loss(model, xv, yv, loss)
             history.append(epoch, logs)
@@ -401,6 +464,10 @@ def fit(model: Layer, train: Sequence[np.ndarray], valid: Sequence[np.ndarray] |
                 break
         for cb in callbacks:
             cb.on_train_end(state)
+    except BaseException as error:  # KeyboardInterrupt too: keep what the callbacks saved
+        for cb in started:
+            cb.on_exception(error, state)
+        raise
     finally:
         _restore_flags(flags)
         if bar is not None:
@@ -414,6 +481,20 @@ def evaluate(model: Layer, x: np.ndarray, y: np.ndarray, loss: Any) -> float:
     """The loss of ``model`` on all of ``(x, y)``, in evaluation mode.
 
     Every layer's ``training`` flag is restored afterwards, even on error.
+
+    Parameters
+    ----------
+    model : Layer
+    x : ndarray, shape (n, features)
+        Finite numbers.
+    y : ndarray, shape (n, 1)
+        Finite numbers.
+    loss : loss object
+        With ``forward(pred, target) -> float``, e.g. ``MSE()``.
+
+    Returns
+    -------
+    float
 
     Examples
     --------
@@ -431,6 +512,16 @@ def predict(model: Layer, x: np.ndarray) -> np.ndarray:
 
     Dropout is off, so the prediction is deterministic. Every layer's
     ``training`` flag is restored afterwards, even on error.
+
+    Parameters
+    ----------
+    model : Layer
+    x : ndarray, shape (n, features)
+        Finite numbers.
+
+    Returns
+    -------
+    ndarray, shape (n, outputs)
     """
     model = _check_model(model)
     x = _check_x(x, "x")

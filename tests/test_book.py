@@ -1,7 +1,7 @@
 """Book consistency: the chapter files, the table of contents and the bibliography agree.
 
-These are fast checks on the sources; executing the chapters is nbval's job (`make test`)
-and the book build's (`make book`).
+These are fast checks on the sources; executing the chapters is the book build's job
+(`make book`, which `make test` runs first).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
 PAGES = sorted(p for p in CHAPTERS.iterdir() if p.suffix in {".ipynb", ".md"})
 BIB = CHAPTERS / "references.bib"
 
-# The works DESIGN.md §4 names, and the others the chapters cite.
+# The works DESIGN.md §4.7 requires in the bibliography.
 REQUIRED_KEYS = {
     "krogh1992simple", "loshchilov2019decoupled", "srivastava2014dropout",
     "prechelt1998early", "ba2016layer", "he2016deep", "goodfellow2016deep",

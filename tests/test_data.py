@@ -40,7 +40,7 @@ def parts(splits: Splits) -> tuple[Split, Split, Split]:
 
 
 def row_order(n: int, seed: int, sizes: tuple[int, int, int]) -> list[np.ndarray]:
-    """The CSV rows of each split, by the rule of section 5 of DESIGN.md."""
+    """The CSV rows of each split, by the rule of DESIGN.md §5."""
     order = np.random.default_rng(seed).permutation(n)
     return np.split(order, [sizes[0], sizes[0] + sizes[1]])
 
@@ -277,13 +277,8 @@ def test_unknown_target(target):
 
 @pytest.mark.parametrize("seed", [1.5, "0", None, True, np.float64(1.0)])
 def test_seed_must_be_an_int(seed):
-    with pytest.raises(TypeError, match="seed must be an int"):
+    with pytest.raises(TypeError, match="seed must be a non-negative int seed"):
         load_house_prices(seed=seed)
-
-
-def test_negative_seed():
-    with pytest.raises(ValueError, match="seed must be a non-negative int"):
-        load_house_prices(seed=-1)
 
 
 def test_numpy_integer_seed_is_accepted(splits):
@@ -386,3 +381,29 @@ def test_house_prices_csv_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(data_module, "CSV_NAME", "not_there.csv")
     with pytest.raises(data_module.CSVNotFoundError, match="make_ames.py"):
         data_module.house_prices_csv()
+
+
+# --- the two steps the book shows: split_indices and fit_scaler ---------------------------
+
+
+def test_split_indices_follows_the_rule_and_partitions_the_rows():
+    parts_ = data_module.split_indices(2930, seed=4)
+    assert [len(p) for p in parts_] == [2051, 440, 439]
+    for got, want in zip(parts_, row_order(2930, 4, (2051, 440, 439)), strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts_)), np.arange(2930))
+
+
+def test_load_house_prices_uses_split_indices(splits, table):
+    train_rows, _, _ = data_module.split_indices(len(table), seed=0)
+    price = table["Sale_Price"].to_numpy()[train_rows]
+    back = splits.to_dollars(splits.train.y).ravel()
+    np.testing.assert_allclose(back, price, rtol=1e-12)
+
+
+def test_fit_scaler_gives_training_mean_and_population_std():
+    train = np.array([[1.0, 7.0, 2.0], [3.0, 7.0, 4.0], [5.0, 7.0, 9.0]])
+    mean, scale = data_module.fit_scaler(train)
+    np.testing.assert_allclose(mean, train.mean(axis=0))
+    np.testing.assert_allclose(scale, [np.std([1, 3, 5]), 1.0, np.std([2, 4, 9])])
+    assert np.all((train - mean)[:, 1] == 0)        # the constant column becomes exactly 0

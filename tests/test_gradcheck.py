@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import randn, randomise_layernorm
 
 from regmlp.gradcheck import check_gradients, numerical_gradient, rel_error
 from regmlp.layers import Dense, Dropout, Layer, LayerNorm, ReLU, Residual, Sequential
 
 R_SEED = 999
-
-
-def randn(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 # ---------------------------------------------------------------------------
@@ -198,7 +195,7 @@ class MaskIgnoringDropout(Dropout):
     def backward(self, grad_out):
         if not self._dropped:
             return grad_out
-        return grad_out * self._scale
+        return grad_out / (1.0 - self.p)
 
 
 class UnscaledBackwardDropout(Dropout):
@@ -225,11 +222,7 @@ class ResidualWithoutSkipGradient(Residual):
 
 
 def layernorm_with_random_affine(cls, dim=5):
-    ln = cls(dim)
-    rng = np.random.default_rng(4)
-    ln.weight.value[...] = rng.uniform(0.5, 2.0, dim)
-    ln.bias.value[...] = rng.standard_normal(dim)
-    return ln
+    return randomise_layernorm(cls(dim), seed=4)
 
 
 WRONG = {

@@ -358,9 +358,12 @@ def test_penalties_never_touch_decay_false_parameters(penalty):
 class DecayEverythingSGDW(SGDW):
     """Section 7 bug: weight decay applied to biases and LayerNorm gains."""
 
-    def _update(self, i, p):
-        p.value *= 1.0 - self.lr * self.weight_decay
-        p.value -= self.lr * self._direction(i, p.grad)
+    def step(self):
+        self.t += 1
+        for i, p in enumerate(self.params):
+            step = self.direction(i, p.grad)
+            p.value *= 1.0 - self.lr * self.weight_decay
+            p.value -= self.lr * step
 
 
 def test_check_catches_decay_applied_to_biases_and_gains():

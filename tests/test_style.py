@@ -126,3 +126,22 @@ def test_scanner_catches_the_seeding_constructor():
               "        np.random.seed(0)\n"
               "        super().__init__(n_in, n_out)\n")
     assert global_random_uses(source) == ["4: numpy.random.seed"]
+
+
+def modules_imported_by(statement: str) -> set[str]:
+    """The top-level modules a fresh interpreter has loaded after ``statement``."""
+    code = f"import sys; {statement}; print(' '.join({{m.split('.')[0] for m in sys.modules}}))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, check=True)
+    return set(result.stdout.split())
+
+
+def test_import_regmlp_does_not_import_pandas_or_matplotlib():
+    """pandas and matplotlib are imported where they are used (a CSV read, a plot)."""
+    loaded = modules_imported_by("import regmlp, regmlp.models, regmlp.notebook")
+    assert "regmlp" in loaded and "numpy" in loaded
+    assert not loaded & {"pandas", "matplotlib"}, sorted(loaded & {"pandas", "matplotlib"})
+
+
+def test_the_import_check_sees_pandas_when_it_is_imported():
+    assert "pandas" in modules_imported_by("import regmlp; regmlp.load_house_prices()")
