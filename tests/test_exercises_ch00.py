@@ -189,3 +189,100 @@ def test_ridge_path_accepts_the_solutions(solution, capsys):
 def test_ridge_path_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
         check_ridge_path(wrong)
+
+
+# -- the standard error of a validation MSE -------------------------------------------
+
+from regmlp.exercises import check_mse_with_se  # noqa: E402
+
+
+def mse_with_se(pred, y):
+    squared = ((pred - y) ** 2).ravel()
+    return float(squared.mean()), float(squared.std(ddof=1) / np.sqrt(len(squared)))
+
+
+def mse_with_se_by_sums(pred, y):
+    """Another correct way: the sample variance from sums, returned as 0-d arrays."""
+    e = ((pred - y) ** 2)[:, 0]
+    m = e.size
+    mean = e.sum() / m
+    variance = ((e - mean) ** 2).sum() / (m - 1)
+    return np.array(mean), np.sqrt(variance / m)
+
+
+def mse_with_se_pandas(pred, y):
+    import pandas as pd
+
+    squared = pd.Series(((pred - y) ** 2).ravel())
+    return squared.mean(), squared.sem()
+
+
+def mse_se_of_errors(pred, y):
+    errors = (pred - y).ravel()
+    return float(np.mean(errors**2)), float(errors.std(ddof=1) / np.sqrt(errors.size))
+
+
+def mse_se_no_sqrt_m(pred, y):
+    squared = ((pred - y) ** 2).ravel()
+    return float(squared.mean()), float(squared.std(ddof=1))
+
+
+def mse_se_ddof0(pred, y):
+    squared = ((pred - y) ** 2).ravel()
+    return float(squared.mean()), float(squared.std() / np.sqrt(squared.size))
+
+
+def mse_se_over_m(pred, y):
+    squared = ((pred - y) ** 2).ravel()
+    return float(squared.mean()), float(squared.std(ddof=1) / squared.size)
+
+
+def mse_se_variance(pred, y):
+    squared = ((pred - y) ** 2).ravel()
+    return float(squared.mean()), float(squared.var(ddof=1) / squared.size)
+
+
+def mse_se_rmse(pred, y):
+    mse, se = mse_with_se(pred, y)
+    return np.sqrt(mse), se
+
+
+def mse_se_swapped(pred, y):
+    mse, se = mse_with_se(pred, y)
+    return se, mse
+
+
+def mse_se_per_house(pred, y):
+    squared = (pred - y) ** 2
+    return squared, float(squared.std(ddof=1) / np.sqrt(squared.size))
+
+
+def mse_se_one_value(pred, y):
+    return mse_with_se(pred, y)[0]
+
+
+def mse_se_stub(pred, y):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("right", [mse_with_se, mse_with_se_by_sums, mse_with_se_pandas])
+def test_mse_with_se_accepts_correct_versions(right, capsys):
+    check_mse_with_se(right)
+    assert capsys.readouterr().out.startswith("Correct")
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (mse_se_of_errors, "squared"),
+    (mse_se_no_sqrt_m, r"divided by sqrt\(m\)"),
+    (mse_se_ddof0, "ddof=1"),
+    (mse_se_over_m, "not by m"),
+    (mse_se_variance, "square root"),
+    (mse_se_rmse, "not its square root"),
+    (mse_se_swapped, r"returned \(se, mse\)"),
+    (mse_se_per_house, "one number"),
+    (mse_se_one_value, "pair"),
+    (mse_se_stub, "not written yet"),
+])
+def test_mse_with_se_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_mse_with_se(wrong)

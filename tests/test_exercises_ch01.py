@@ -12,78 +12,8 @@ import numpy as np
 import pytest
 
 from regmlp import AdamW
-from regmlp.exercises import check_adamw_step, check_decay_mask, check_l2_penalty
+from regmlp.exercises import check_adamw_step, check_decay_mask
 from regmlp.layers import Parameter
-
-# -- the L2 penalty -------------------------------------------------------------------
-
-
-def l2_penalty(params, lam):
-    value = sum(0.5 * lam * float(np.sum(p.value**2)) for p in params if p.decay)
-    grads = [lam * p.value if p.decay else np.zeros_like(p.value) for p in params]
-    return value, grads
-
-
-def l2_decays_everything(params, lam):
-    value = sum(0.5 * lam * float(np.sum(p.value**2)) for p in params)
-    return value, [lam * p.value for p in params]
-
-
-def l2_right_value_but_bias_gradients(params, lam):
-    value, _ = l2_penalty(params, lam)
-    return value, [lam * p.value for p in params]
-
-
-def l2_missing_half(params, lam):
-    value = sum(lam * float(np.sum(p.value**2)) for p in params if p.decay)
-    return value, [2 * lam * p.value if p.decay else np.zeros_like(p.value) for p in params]
-
-
-def l2_missing_half_in_gradient(params, lam):
-    value, _ = l2_penalty(params, lam)
-    return value, [2 * lam * p.value if p.decay else np.zeros_like(p.value) for p in params]
-
-
-def l2_norm_not_squared(params, lam):
-    value = sum(0.5 * lam * float(np.linalg.norm(p.value)) for p in params if p.decay)
-    return value, l2_penalty(params, lam)[1]
-
-
-def l2_into_grad(params, lam):
-    for p in params:
-        if p.decay:
-            p.grad += lam * p.value
-    return l2_penalty(params, lam)
-
-
-def l2_only_decayed_grads(params, lam):
-    value = l2_penalty(params, lam)[0]
-    return value, [lam * p.value for p in params if p.decay]
-
-
-def l2_stub(params, lam):
-    raise NotImplementedError
-
-
-def test_l2_penalty_accepts_the_solution(capsys):
-    check_l2_penalty(l2_penalty)
-    assert capsys.readouterr().out.startswith("Correct:")
-
-
-@pytest.mark.parametrize("wrong, message", [
-    (l2_decays_everything, "includes parameters with decay=False"),
-    (l2_right_value_but_bias_gradients, "must be zeros"),
-    (l2_missing_half, "twice the right value"),
-    (l2_missing_half_in_gradient, "twice the right gradient"),
-    (l2_norm_not_squared, "sum of the squares"),
-    (l2_into_grad, r"changed a parameter's \.grad"),
-    (l2_only_decayed_grads, "one array per parameter"),
-    (l2_stub, "not written yet"),
-])
-def test_l2_penalty_rejects(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        check_l2_penalty(wrong)
-
 
 # -- one AdamW step ----------------------------------------------------------------------
 
@@ -237,3 +167,118 @@ def test_decay_mask_accepts_the_solution(capsys):
 def test_decay_mask_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
         check_decay_mask(wrong)
+
+
+# -- the proximal L1 step ------------------------------------------------------------------
+
+from regmlp.exercises import check_prox_l1_step  # noqa: E402
+
+
+def prox_l1_step(w, grad, lr, lam):
+    z = w - lr * grad
+    return np.sign(z) * np.maximum(np.abs(z) - lr * lam, 0.0)
+
+
+def prox_l1_step_clip(w, grad, lr, lam):
+    """Another correct form: z minus its projection onto [-t, t]."""
+    z = w - lr * grad
+    t = lr * lam
+    return z - np.clip(z, -t, t)
+
+
+def prox_l1_step_where(w, grad, lr, lam):
+    """A third: the three cases of the derivation, one np.where each."""
+    z = w - lr * grad
+    t = lr * lam
+    return np.where(z > t, z - t, np.where(z < -t, z + t, 0.0))
+
+
+def prox_subgradient(w, grad, lr, lam):
+    return w - lr * (grad + lam * np.sign(w))
+
+
+def prox_crosses_zero(w, grad, lr, lam):
+    z = w - lr * grad
+    return z - lr * lam * np.sign(z)
+
+
+def prox_threshold_first(w, grad, lr, lam):
+    t = lr * lam
+    return np.sign(w) * np.maximum(np.abs(w) - t, 0.0) - lr * grad
+
+
+def prox_hard(w, grad, lr, lam):
+    z = w - lr * grad
+    return np.where(np.abs(z) > lr * lam, z, 0.0)
+
+
+def prox_threshold_lam(w, grad, lr, lam):
+    z = w - lr * grad
+    return np.sign(z) * np.maximum(np.abs(z) - lam, 0.0)
+
+
+def prox_threshold_half(w, grad, lr, lam):
+    z = w - lr * grad
+    return np.sign(z) * np.maximum(np.abs(z) - lr * lam / 2, 0.0)
+
+
+def prox_threshold_double(w, grad, lr, lam):
+    z = w - lr * grad
+    return np.sign(z) * np.maximum(np.abs(z) - 2 * lr * lam, 0.0)
+
+
+def prox_positive_only(w, grad, lr, lam):
+    return np.maximum(w - lr * grad - lr * lam, 0.0)
+
+
+def prox_no_sign(w, grad, lr, lam):
+    return np.maximum(np.abs(w - lr * grad) - lr * lam, 0.0)
+
+
+def prox_no_gradient(w, grad, lr, lam):
+    return np.sign(w) * np.maximum(np.abs(w) - lr * lam, 0.0)
+
+
+def prox_in_place(w, grad, lr, lam):
+    w -= lr * grad
+    w[...] = np.sign(w) * np.maximum(np.abs(w) - lr * lam, 0.0)
+    return w
+
+
+def prox_not_exact_zero(w, grad, lr, lam):
+    return prox_l1_step(w, grad, lr, lam) + 1e-15 * (np.abs(w - lr * grad) <= lr * lam)
+
+
+def prox_returns_nothing(w, grad, lr, lam):
+    prox_l1_step(w, grad, lr, lam)
+
+
+def prox_stub(w, grad, lr, lam):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("right", [prox_l1_step, prox_l1_step_clip, prox_l1_step_where])
+def test_prox_l1_step_accepts_correct_versions(right, capsys):
+    check_prox_l1_step(right)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (prox_subgradient, "subgradient step"),
+    (prox_crosses_zero, "crosses zero"),
+    (prox_threshold_first, "thresholded w and then took the gradient step"),
+    (prox_hard, "hard thresholding"),
+    (prox_threshold_lam, r"must be lr \* lam"),
+    (prox_threshold_half, r"lr \* lam / 2"),
+    (prox_threshold_double, r"2 \* lr \* lam"),
+    (prox_positive_only, "Negative weights"),
+    (prox_no_sign, "lost the signs"),
+    (prox_no_gradient, "forgot the gradient step"),
+    (prox_in_place, "in place"),
+    (prox_not_exact_zero, "not exactly zero"),
+    (prox_returns_nothing, "returned None"),
+    (prox_stub, "not written yet"),
+])
+def test_prox_l1_step_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_prox_l1_step(wrong)

@@ -2,7 +2,7 @@
 
 Each chapter's checkers live in their own module (``ch01_weight_decay`` and
 so on) and are re-exported here, so a notebook writes
-``from regmlp.exercises import check_l2_penalty``. A checker raises
+``from regmlp.exercises import check_adamw_step``. A checker raises
 ``AssertionError`` with a message a learner can act on when the code is wrong
 (including a stub that still raises ``NotImplementedError``), and prints one
 line when it is right.

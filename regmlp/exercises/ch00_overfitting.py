@@ -221,3 +221,87 @@ def check_ridge_path(ridge_path: Callable[[np.ndarray, np.ndarray, np.ndarray], 
             "then b = mean(y) - mean(x) @ w.")
     assert_close(weights, want_w, what="weights", hint=hint)
     assert_close(intercepts, want_b, what="intercepts", hint=hint)
+
+
+# --------------------------------------------------------------------------
+# Exercise: the standard error of a validation MSE
+# --------------------------------------------------------------------------
+
+__all__ += ["check_mse_with_se"]
+
+
+def _mse_se_cases() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Two small validation sets: one with an outlier (as the cheapest house), one plain."""
+    rng = np.random.default_rng(2930)
+    y1 = rng.normal(size=(7, 1))
+    pred1 = y1 + 0.3 * rng.normal(size=(7, 1))
+    pred1[4] = y1[4] + 2.5                        # one house the model gets badly wrong
+    y2 = rng.normal(size=(12, 1))
+    pred2 = y2 + rng.normal(size=(12, 1)) * np.linspace(0.1, 1.0, 12)[:, None]
+    return [(pred1, y1), (pred2, y2)]
+
+
+def _as_number(value: object, name: str, what: str) -> float:
+    array = np.asarray(value, dtype=float) if not isinstance(value, str) else None
+    if array is None or array.size != 1:
+        raise AssertionError(f"{what}: {name} must be one number, got {value!r}. Reduce over "
+                             "all m houses (a mean, not an array of per-house values).")
+    return float(array.reshape(()))
+
+
+def check_mse_with_se(mse_with_se: Callable[[np.ndarray, np.ndarray], tuple]) -> None:
+    r"""Check ``mse_with_se(pred, y) -> (mse, se)``.
+
+    With the squared errors :math:`e_i = (\hat y_i - y_i)^2`, :math:`i = 1..m`,
+    ``mse`` is their mean and ``se`` its standard error,
+    :math:`s_e / \sqrt m` with :math:`s_e` the sample standard deviation
+    (``ddof=1``) of the :math:`e_i`.
+    """
+    what = "mse_with_se(pred, y)"
+    for pred, y in _mse_se_cases():
+        m = len(y)
+        result = run_learner_code(mse_with_se, pred.copy(), y.copy(), what=what)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise AssertionError(f"{what} must return a pair (mse, se), "
+                                 f"got {type(result).__name__}.")
+        mse, se = (_as_number(v, n, what) for v, n in zip(result, ("mse", "se"), strict=True))
+        errors = (pred - y).ravel()
+        squared = errors**2
+        want_mse = float(squared.mean())
+        want_se = float(squared.std(ddof=1) / np.sqrt(m))
+        if np.isclose(mse, want_mse) and np.isclose(se, want_se):
+            continue
+        if np.isclose(mse, want_se) and np.isclose(se, want_mse):
+            raise AssertionError(f"{what} returned (se, mse): return the MSE first, then its "
+                                 "standard error.")
+        if not np.isclose(mse, want_mse):
+            hint = ("the mean of the squared errors, np.mean((pred - y) ** 2); ")
+            if np.isclose(mse, np.sqrt(want_mse)):
+                hint = "the mean squared error, not its square root (that is the RMSE); "
+            raise AssertionError(f"{what}: mse is {mse:.6g}, expected {want_mse:.6g} ({m} "
+                                 f"houses). Return {hint}pred and y both have shape (m, 1).")
+        diagnoses = [
+            (errors.std(ddof=1) / np.sqrt(m),
+             "se was computed from the errors pred - y. The MSE is the mean of the *squared* "
+             "errors, so its standard error comes from the spread of the squared errors."),
+            (squared.std(ddof=1),
+             "se is the standard deviation of the squared errors, the spread of one house's "
+             "squared error. The standard error of their mean is that divided by sqrt(m)."),
+            (squared.std(ddof=0) / np.sqrt(m),
+             "se used the population standard deviation (ddof=0). Use the sample standard "
+             "deviation, np.std(..., ddof=1), as pandas' sem does: with few houses the "
+             "difference matters."),
+            (squared.std(ddof=1) / m,
+             "se was divided by m. The standard error of a mean of m numbers is their "
+             "standard deviation divided by sqrt(m), not by m."),
+            (squared.var(ddof=1) / m,
+             "se is the variance of the mean, s**2 / m. The standard error is its square "
+             "root, s / sqrt(m)."),
+        ]
+        for value, message in diagnoses:
+            if np.isclose(se, value):
+                raise AssertionError(f"{what} is wrong: {message}")
+        raise AssertionError(f"{what}: se is {se:.6g}, expected {want_se:.6g} ({m} houses). "
+                             "Take the squared errors e = (pred - y) ** 2, then "
+                             "e.std(ddof=1) / sqrt(m).")
+    passed("the MSE and its standard error are right, outlier included.")

@@ -1,8 +1,5 @@
 r"""Checkers for the exercises of chapter 1, *Weight decay*.
 
-* :func:`check_l2_penalty` -- the value and gradient of the L2 penalty
-  :math:`\frac{\lambda}{2}\sum\theta^2` over the decayed parameters only
-  (decaying biases and LayerNorm parameters is a bug of DESIGN §7);
 * :func:`check_adamw_step` -- one AdamW step with decoupled weight decay
   ("AdamW" that is really Adam with L2 in the gradient is a bug of DESIGN §7);
 * :func:`check_decay_mask` -- which entries of a ``state_dict`` to decay.
@@ -14,109 +11,14 @@ with the most likely cause when they differ.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 
-from ..layers import Dense, LayerNorm, Parameter, ReLU, Residual, Sequential
+from ..layers import Dense, LayerNorm, ReLU, Residual, Sequential
 from ._common import assert_close, passed, run_learner_code
 
-__all__ = ["check_l2_penalty", "check_adamw_step", "check_decay_mask"]
-
-
-# --------------------------------------------------------------------------
-# Exercise: the L2 penalty, its value and its gradient
-# --------------------------------------------------------------------------
-
-def _penalty_params() -> list[Parameter]:
-    """A Dense weight and bias, a LayerNorm gain and shift, and a last weight."""
-    rng = np.random.default_rng(1992)
-    return [
-        Parameter(rng.normal(size=(3, 2))),                      # 0.weight
-        Parameter(rng.normal(size=2) + 1.0, decay=False),        # 0.bias
-        Parameter(1.0 + 0.1 * rng.normal(size=2), decay=False),  # LayerNorm gain
-        Parameter(0.3 * rng.normal(size=2), decay=False),        # LayerNorm shift
-        Parameter(rng.normal(size=(2, 1))),                      # 2.weight
-    ]
-
-
-def check_l2_penalty(l2_penalty: Callable[[list[Parameter], float], tuple]) -> None:
-    r"""Check ``l2_penalty(params, lam) -> (value, grads)``.
-
-    ``value`` is :math:`\frac{\lambda}{2}\sum\theta^2` over the parameters with
-    ``decay=True``; ``grads`` is a list with one array per parameter, in order:
-    :math:`\lambda\theta` for a decayed parameter, zeros for the others. The
-    parameters' ``.value`` and ``.grad`` must not change.
-    """
-    what = "l2_penalty(params, lam)"
-    lam = 0.3
-    params = _penalty_params()
-    values = [p.value.copy() for p in params]
-    for p in params:
-        p.grad[...] = 0.5                        # a gradient already there must stay
-    result = run_learner_code(l2_penalty, params, lam, what=what)
-    if any(not np.array_equal(p.value, v) for p, v in zip(params, values, strict=True)):
-        raise AssertionError(f"{what} changed a parameter's .value. It must only compute "
-                             "the penalty and its gradient; the optimizer changes the weights.")
-    if any(not np.all(p.grad == 0.5) for p in params):
-        raise AssertionError(f"{what} changed a parameter's .grad. Return the gradients in a "
-                             "new list instead (fit adds them to .grad itself).")
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise AssertionError(f"{what} must return a pair (value, grads), "
-                             f"got {type(result).__name__}.")
-    value, grads = result
-    if not isinstance(grads, (tuple, list)) or len(grads) != len(params):
-        got = len(grads) if isinstance(grads, (tuple, list)) else type(grads).__name__
-        raise AssertionError(f"grads must be a list with one array per parameter "
-                             f"({len(params)} here, zeros for decay=False), got {got}.")
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise AssertionError(f"value must be a number, got {type(value).__name__}.") from None
-
-    decayed = [p.decay for p in params]
-    sq_decayed = sum(float(np.sum(v * v)) for v, d in zip(values, decayed, strict=True) if d)
-    sq_all = sum(float(np.sum(v * v)) for v in values)
-    want_value = 0.5 * lam * sq_decayed
-    if not math.isclose(value, want_value, rel_tol=1e-9):
-        diagnoses = [
-            (0.5 * lam * sq_all, "It includes parameters with decay=False (biases, LayerNorm "
-             "gains and shifts). Skip every parameter whose .decay is False: decaying a bias "
-             "or a LayerNorm gain is not regularisation, it only pulls them toward 0."),
-            (lam * sq_decayed, "It is twice the right value: the penalty is (lam/2) * "
-             "sum(theta**2), with the 1/2 that makes its gradient exactly lam * theta."),
-            (lam * sq_all, "It is missing the 1/2 of (lam/2) * sum(theta**2), and it also "
-             "includes parameters with decay=False (biases, LayerNorm parameters)."),
-        ]
-        for candidate, message in diagnoses:
-            if math.isclose(value, candidate, rel_tol=1e-9):
-                raise AssertionError(f"value is wrong ({value:.6g}, expected {want_value:.6g}). "
-                                     f"{message}")
-        raise AssertionError(f"value is wrong ({value:.6g}, expected {want_value:.6g}). It "
-                             "should be (lam/2) times the sum of the squares of every entry "
-                             "of every parameter with decay=True.")
-
-    for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-        g = np.asarray(g, dtype=float)
-        if g.shape != p.shape:
-            raise AssertionError(f"grads[{i}] has shape {g.shape}, expected the shape of "
-                                 f"its parameter {p.shape}.")
-        if not p.decay:
-            if np.allclose(g, lam * p.value):
-                raise AssertionError(
-                    f"grads[{i}] belongs to a parameter with decay=False (a bias or a "
-                    "LayerNorm gain/shift) and must be zeros, but you gave it lam * theta: "
-                    "the penalty does not apply to it, so neither does its gradient.")
-            assert_close(g, np.zeros(p.shape), what=f"grads[{i}]",
-                         hint="Its parameter has decay=False: its gradient must be zeros.")
-            continue
-        if np.allclose(g, 2 * lam * p.value):
-            raise AssertionError(f"grads[{i}] is 2 * lam * theta, twice the right gradient: "
-                                 "d/dtheta of (lam/2) * theta**2 is lam * theta.")
-        assert_close(g, lam * p.value, what=f"grads[{i}]",
-                     hint="The gradient of (lam/2) * sum(theta**2) is lam * theta.")
-    passed("L2 penalty and gradient, decayed parameters only.")
+__all__ = ["check_adamw_step", "check_decay_mask"]
 
 
 # --------------------------------------------------------------------------
@@ -331,3 +233,103 @@ def _owners(model: Sequential) -> list[tuple[str, object]]:
     for module in model.modules():
         owners += [(name, module) for name in module._params]
     return owners
+
+
+# --------------------------------------------------------------------------
+# Exercise: the proximal (soft-thresholding) L1 step
+# --------------------------------------------------------------------------
+
+__all__ += ["check_prox_l1_step"]
+
+
+def _prox_case() -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Weights of both signs, some of them landing within the threshold after the step."""
+    w = np.array([[0.8, -0.6, 0.045, -0.04, 0.031],
+                  [0.01, 0.3, -0.3, 0.0, 0.12]])
+    grad = np.array([[1.0, -2.0, 0.4, -0.3, 0.0],
+                     [1.0, 3.0, -0.5, 0.0, 1.5]])
+    return w, grad, 0.05, 0.6          # threshold lr * lam = 0.03
+
+
+def _soft_threshold(z: np.ndarray, t: float) -> np.ndarray:
+    return np.sign(z) * np.maximum(np.abs(z) - t, 0.0)
+
+
+def check_prox_l1_step(prox_l1_step: Callable[..., np.ndarray]) -> None:
+    r"""Check ``prox_l1_step(w, grad, lr, lam) -> new w``.
+
+    One proximal-gradient (ISTA) step for :math:`L(w) + \lambda\lVert w\rVert_1`:
+    :math:`z = w - \eta\nabla L`, then soft-thresholding
+    :math:`\mathrm{sign}(z)\max(|z| - \eta\lambda, 0)`; the coordinates with
+    :math:`|z| \le \eta\lambda` must be exactly zero, and ``w`` must not change.
+    """
+    what = "prox_l1_step(w, grad, lr, lam)"
+    w, grad, lr, lam = _prox_case()
+    t = lr * lam
+    w_arg, grad_arg = w.copy(), grad.copy()
+    got = run_learner_code(prox_l1_step, w_arg, grad_arg, lr, lam, what=what)
+    if not (np.array_equal(w_arg, w) and np.array_equal(grad_arg, grad)):
+        raise AssertionError(f"{what} changed w or grad in place. Compute z = w - lr * grad "
+                             "as a new array and return a new array.")
+    if got is None:
+        raise AssertionError(f"{what} returned None: return the new weights.")
+    got = np.asarray(got, dtype=float)
+    if got.shape != w.shape:
+        raise AssertionError(f"{what} returned shape {got.shape}, expected {w.shape}: one new "
+                             "value per weight.")
+    z = w - lr * grad
+    want = _soft_threshold(z, t)
+    zeros = np.abs(z) <= t
+    if np.allclose(got, want, rtol=1e-12, atol=1e-12):
+        if np.any(got[zeros] != 0.0):
+            raise AssertionError(
+                f"{what} is right up to rounding, but the weights with |z| <= lr * lam are "
+                f"not exactly zero (largest {np.max(np.abs(got[zeros])):.1e}). Exact zeros "
+                "are the point of the proximal step: compute max(|z| - lr * lam, 0) and "
+                "multiply by sign(z), rather than subtracting a clipped value in a way "
+                "that leaves rounding errors.")
+        passed("the proximal L1 step: gradient step, then soft-thresholding to exact zeros.")
+        return
+    diagnoses = [
+        (w - lr * (grad + lam * np.sign(w)),
+         "This is the subgradient step w - lr * (grad + lam * sign(w)): it moves every weight "
+         "by lr * lam toward zero and jumps across zero instead of stopping there. The "
+         "proximal step takes the gradient step on the data loss alone, z = w - lr * grad, "
+         "then sets u = sign(z) * max(|z| - lr * lam, 0)."),
+        (z - t * np.sign(z),
+         "You subtracted lr * lam * sign(z) from z: that is right for |z| > lr * lam, but a "
+         "weight with |z| <= lr * lam crosses zero instead of stopping at it. The minimiser "
+         "of (u - z)**2 / 2 + lr * lam * |u| is u = 0 for those: use max(|z| - lr * lam, 0)."),
+        (_soft_threshold(w, t) - lr * grad,
+         "You thresholded w and then took the gradient step. The order is the other way "
+         "round: first z = w - lr * grad, then soft-threshold z (the proximal operator acts "
+         "on the point the gradient step reached)."),
+        (np.where(np.abs(z) > t, z, 0.0),
+         "This is hard thresholding: you zeroed the small weights but left the others at z. "
+         "Soft thresholding also shrinks every surviving weight by lr * lam toward zero: "
+         "u = sign(z) * max(|z| - lr * lam, 0)."),
+        (_soft_threshold(z, lam),
+         "The threshold is lam, but it must be lr * lam: the penalty's strength is scaled by "
+         "the step size, exactly as the gradient step is."),
+        (_soft_threshold(z, lr * lam / 2),
+         "The threshold is lr * lam / 2. The penalty here is lam * |w| (no 1/2), so the "
+         "proximal step shrinks by lr * lam."),
+        (_soft_threshold(z, 2 * lr * lam),
+         "The threshold is 2 * lr * lam. Minimising (u - z)**2 / 2 + lr * lam * |u| gives "
+         "the threshold lr * lam."),
+        (np.maximum(z - t, 0.0),
+         "Negative weights all became zero: max(z - lr * lam, 0) is right only for z > 0. "
+         "Work with the magnitude and restore the sign: sign(z) * max(|z| - lr * lam, 0)."),
+        (np.maximum(np.abs(z) - t, 0.0),
+         "The result lost the signs of the weights: multiply max(|z| - lr * lam, 0) by "
+         "sign(z)."),
+        (_soft_threshold(w, t),
+         "You soft-thresholded w but forgot the gradient step on the data loss: first "
+         "z = w - lr * grad, then threshold z."),
+    ]
+    for candidate, message in diagnoses:
+        if np.allclose(got, candidate, rtol=1e-10, atol=1e-12):
+            raise AssertionError(f"{what} is wrong. {message}")
+    assert_close(got, want, what=f"{what}'s result",
+                 hint="z = w - lr * grad, then sign(z) * max(|z| - lr * lam, 0).",
+                 rtol=1e-12, atol=1e-12)
