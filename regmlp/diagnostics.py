@@ -9,7 +9,8 @@ Three questions come back in every chapter, and each has a helper here:
   :math:`\theta` (those with ``decay=True``).
 * **Is a deep network healthy?** :func:`activation_stats`,
   :func:`gradient_norms` and :func:`layer_stats` show how the signal and the
-  gradient change from layer to layer; :func:`update_to_data_ratio` measures
+  gradient change from layer to layer; :func:`dead_relu_fraction` counts the
+  ReLU units that are off for every input; :func:`update_to_data_ratio` measures
   how large one optimizer step is compared with the weights,
   :math:`\lVert\Delta\theta\rVert / \lVert\theta\rVert` (about
   :math:`10^{-3}` is the usual healthy order of magnitude).
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import as_array
-from .layers import Dense, Layer, Parameter, Sequential
+from .layers import Dense, Layer, Parameter, ReLU, Sequential
 
 __all__ = [
     "plot_losses",
@@ -38,6 +39,7 @@ __all__ = [
     "activation_stats",
     "gradient_norms",
     "layer_stats",
+    "dead_relu_fraction",
     "update_to_data_ratio",
 ]
 
@@ -363,3 +365,39 @@ def _grad_norm_inside(model: Layer, layer: Layer, grads: list[np.ndarray]) -> fl
                for dense, g in zip(_dense_layers(model), grads, strict=True)
                if id(dense) in inside]
     return float(np.sqrt(sum(squares))) if squares else float("nan")
+
+
+def dead_relu_fraction(model: Layer, x: np.ndarray) -> np.ndarray:
+    r"""The fraction of each ReLU layer's units that are off for every row of ``x``.
+
+    A unit :math:`j` of a ReLU layer is *dead* on ``x`` when its output is 0
+    for every sample, :math:`\max_i h_{ij} = 0`: it passes no signal forward
+    and no gradient back, so the weights in front of it stop learning from
+    these inputs. A few dead units are normal; a layer where most units are
+    dead has lost most of its width.
+
+    Every ``ReLU`` in ``model.modules()`` order counts (those inside
+    ``Residual`` blocks too). Runs one forward pass in the model's current
+    mode.
+
+    Returns
+    -------
+    ndarray of shape (n_relu,)
+        For each ReLU layer, the dead units divided by its width.
+
+    Examples
+    --------
+    >>> from regmlp.layers import Dense
+    >>> layer = Dense(1, 2, rng=0)
+    >>> layer.weight.value[:] = [[1.0, -1.0]]
+    >>> layer.bias.value[:] = 0.0
+    >>> dead_relu_fraction(Sequential(layer, ReLU()), np.array([[1.0], [2.0]]))
+    array([0.5])
+    """
+    x, _ = _check_inputs(model, x)
+    relus = [m for m in model.modules() if isinstance(m, ReLU)]
+    if not relus:
+        raise ValueError("model has no ReLU layer")
+    model.forward(x)        # each ReLU keeps the mask (output > 0) of its last forward
+    return np.array([float(np.mean(~np.any(relu._mask.reshape(len(x), -1), axis=0)))
+                     for relu in relus])

@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 
 from regmlp.diagnostics import (  # noqa: E402
     activation_stats,
+    dead_relu_fraction,
     gradient_norms,
     layer_stats,
     plot_losses,
@@ -281,3 +282,41 @@ def test_plot_losses_bad_input():
         plot_losses({"a": H1}, labels=["a"])
     with pytest.raises(TypeError, match="History"):
         plot_losses([H1, [1.0, 2.0]])
+
+
+# ---------------------------------------------------------------------------
+# dead ReLU units
+# ---------------------------------------------------------------------------
+
+
+def test_dead_relu_fraction_by_hand():
+    # hand_model on X: the ReLU's input is [[1, -1], [-2, 2]]: each unit is on for one
+    # sample, so none is dead, although half of the outputs are zero
+    np.testing.assert_array_equal(dead_relu_fraction(hand_model(), X), [0.0])
+    # only the first sample: unit 2 (input -1) is off for every row
+    np.testing.assert_array_equal(dead_relu_fraction(hand_model(), X[:1]), [0.5])
+
+
+def test_dead_relu_fraction_counts_units_not_zero_outputs():
+    # 3 units; unit 0 always on, unit 1 on for one row of four, unit 2 never on
+    layer = dense([[1.0, 1.0, -1.0]], [0.0, -3.5, 0.0])
+    x = np.array([[1.0], [2.0], [3.0], [4.0]])
+    got = dead_relu_fraction(Sequential(layer, ReLU()), x)
+    np.testing.assert_allclose(got, [1 / 3])
+    assert got[0] != pytest.approx(np.mean(np.maximum(x @ layer.weight.value + layer.bias.value,
+                                                      0) == 0))      # not the zero-output share
+
+
+def test_dead_relu_fraction_finds_relus_inside_blocks():
+    block = Residual(Sequential(dense([[1.0, 0.0], [0.0, 1.0]], [0.0, -100.0]), ReLU(),
+                                dense([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])))
+    model = Sequential(dense([[1.0, 1.0]], [0.0, 0.0]), ReLU(), block)
+    got = dead_relu_fraction(model, np.array([[1.0], [2.0]]))
+    np.testing.assert_array_equal(got, [0.0, 0.5])       # outer ReLU, then the block's
+
+
+def test_dead_relu_fraction_bad_input():
+    with pytest.raises(ValueError, match="no ReLU"):
+        dead_relu_fraction(Sequential(dense([[1.0]], [0.0])), X)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, features\)"):
+        dead_relu_fraction(hand_model(), np.ones(3))

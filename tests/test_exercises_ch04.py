@@ -1,7 +1,6 @@
 """The chapter 4 checkers accept the reference solutions and reject the usual mistakes.
 
-Each wrong version is one a learner is likely to write (DESIGN.md section 7 lists
-the first two: LayerNorm without eps, unbiased variance); the checker must fail
+Each wrong version is one a learner is likely to write; the checker must fail
 on it with an AssertionError whose message says what to fix.
 """
 
@@ -10,85 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from regmlp.exercises import check_layernorm_backward, check_layernorm_forward
-
-# -- forward ------------------------------------------------------------------------
-
-def layernorm_forward(x, gamma, beta, eps=1e-5):
-    mu = x.mean(axis=-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
-    return gamma * (x - mu) / np.sqrt(var + eps) + beta
-
-
-def ln_no_eps(x, gamma, beta, eps=1e-5):
-    mu = x.mean(axis=-1, keepdims=True)
-    return gamma * (x - mu) / x.std(axis=-1, keepdims=True) + beta
-
-
-def ln_unbiased(x, gamma, beta, eps=1e-5):
-    mu = x.mean(axis=-1, keepdims=True)
-    var = x.var(axis=-1, keepdims=True, ddof=1)
-    return gamma * (x - mu) / np.sqrt(var + eps) + beta
-
-
-def ln_eps_outside(x, gamma, beta, eps=1e-5):
-    mu = x.mean(axis=-1, keepdims=True)
-    return gamma * (x - mu) / (x.std(axis=-1, keepdims=True) + eps) + beta
-
-
-def ln_no_affine(x, gamma, beta, eps=1e-5):
-    mu = x.mean(axis=-1, keepdims=True)
-    return (x - mu) / np.sqrt(x.var(axis=-1, keepdims=True) + eps)
-
-
-def ln_batch_axis(x, gamma, beta, eps=1e-5):
-    mu = x.mean(axis=0, keepdims=True)
-    return gamma * (x - mu) / np.sqrt(x.var(axis=0, keepdims=True) + eps) + beta
-
-
-def ln_axis_1(x, gamma, beta, eps=1e-5):
-    mu = x.mean(axis=1, keepdims=True)
-    return gamma * (x - mu) / np.sqrt(x.var(axis=1, keepdims=True) + eps) + beta
-
-
-def ln_fixed_eps(x, gamma, beta, eps=1e-5):
-    return layernorm_forward(x, gamma, beta, 1e-5)
-
-
-def ln_in_place(x, gamma, beta, eps=1e-5):
-    x -= x.mean(axis=-1, keepdims=True)
-    return gamma * x / np.sqrt((x ** 2).mean(axis=-1, keepdims=True) + eps) + beta
-
-
-def ln_transposed(x, gamma, beta, eps=1e-5):
-    return layernorm_forward(x, gamma, beta, eps).T
-
-
-def stub_forward(x, gamma, beta, eps=1e-5):
-    raise NotImplementedError("Exercise: replace this line with your code.")
-
-
-def test_forward_accepts_the_solution(capsys):
-    check_layernorm_forward(layernorm_forward)
-    assert capsys.readouterr().out.startswith("Correct:")
-
-
-@pytest.mark.parametrize(("wrong", "message"), [
-    (ln_no_eps, r"all equal.*0/0 = NaN.*inside the\s+square root"),
-    (ln_unbiased, r"unbiased variance.*dividing by D"),
-    (ln_eps_outside, r"eps must go inside the square root"),
-    (ln_no_affine, r"gain and shift are missing"),
-    (ln_batch_axis, r"normalised each column.*axis=-1"),
-    (ln_axis_1, r"\(2, 3, 6\) input.*axis=-1"),
-    (ln_fixed_eps, r"eps=0\.5.*Use the eps you are given"),
-    (ln_in_place, r"changed its input x in place"),
-    (ln_transposed, r"returned shape \(6, 5\), expected \(5, 6\)"),
-    (stub_forward, r"not written yet"),
-])
-def test_forward_rejects(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        check_layernorm_forward(wrong)
-
+from regmlp.exercises import check_layernorm_backward, check_rmsnorm_backward
 
 # -- backward -----------------------------------------------------------------------
 
@@ -204,3 +125,150 @@ def test_the_backward_reference_is_the_compact_formula_and_the_package():
     for a, b, c in zip(staged, compact, package, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-12)
+
+
+
+# -- RMSNorm's backward pass --------------------------------------------------------
+
+def _rms(x, eps):
+    return 1.0 / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+
+
+def rmsnorm_backward(grad_out, x, gamma, eps=1e-5):
+    r = _rms(x, eps)
+    xhat = x * r
+    g = grad_out * gamma
+    return r * (g - xhat * (g * xhat).mean(axis=-1, keepdims=True)), (grad_out * xhat).sum(axis=0)
+
+
+def rmsnorm_backward_loops(grad_out, x, gamma, eps=1e-5):
+    """Another correct version: one row at a time, the Jacobian written out."""
+    n, d = x.shape
+    dx = np.empty_like(x)
+    dgamma = np.zeros(d)
+    for i in range(n):
+        s = float(np.mean(x[i] ** 2)) + eps
+        jac = np.eye(d) / np.sqrt(s) - np.outer(x[i], x[i]) / (d * s ** 1.5)  # dxhat/dx
+        dx[i] = jac.T @ (grad_out[i] * gamma)
+        dgamma += grad_out[i] * x[i] / np.sqrt(s)
+    return dx, dgamma
+
+
+def rms_constant(grad_out, x, gamma, eps=1e-5):
+    return _rms(x, eps) * grad_out * gamma, rmsnorm_backward(grad_out, x, gamma, eps)[1]
+
+
+def rms_layernorm_terms(grad_out, x, gamma, eps=1e-5):
+    r, g = _rms(x, eps), grad_out * gamma
+    xhat = x * r
+    dx = r * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    return dx, (grad_out * xhat).sum(axis=0)
+
+
+def rms_layernorm_backward(grad_out, x, gamma, eps=1e-5):
+    xc = x - x.mean(axis=-1, keepdims=True)
+    r, g = 1.0 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps), grad_out * gamma
+    xhat = xc * r
+    dx = r * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    return dx, (grad_out * xhat).sum(axis=0)
+
+
+def rms_no_gamma(grad_out, x, gamma, eps=1e-5):
+    r = _rms(x, eps)
+    xhat = x * r
+    return (r * (grad_out - xhat * (grad_out * xhat).mean(axis=-1, keepdims=True)),
+            (grad_out * xhat).sum(axis=0))
+
+
+def rms_factor_two(grad_out, x, gamma, eps=1e-5):
+    r, g = _rms(x, eps), grad_out * gamma
+    xhat = x * r
+    return r * (g - 2 * xhat * (g * xhat).mean(axis=-1, keepdims=True)), (grad_out * xhat).sum(0)
+
+
+def rms_sum_not_mean(grad_out, x, gamma, eps=1e-5):
+    r, g = _rms(x, eps), grad_out * gamma
+    xhat = x * r
+    return r * (g - xhat * (g * xhat).sum(axis=-1, keepdims=True)), (grad_out * xhat).sum(0)
+
+
+def rms_batch_mean(grad_out, x, gamma, eps=1e-5):
+    r, g = _rms(x, eps), grad_out * gamma
+    xhat = x * r
+    return r * (g - xhat * (g * xhat).mean(axis=0, keepdims=True)), (grad_out * xhat).sum(0)
+
+
+def rms_fixed_eps(grad_out, x, gamma, eps=1e-5):
+    return rmsnorm_backward(grad_out, x, gamma, 1e-5)
+
+
+def rms_dgamma_with_x(grad_out, x, gamma, eps=1e-5):
+    return rmsnorm_backward(grad_out, x, gamma, eps)[0], (grad_out * x).sum(axis=0)
+
+
+def rms_dgamma_mean(grad_out, x, gamma, eps=1e-5):
+    dx, dgamma = rmsnorm_backward(grad_out, x, gamma, eps)
+    return dx, dgamma / len(x)
+
+
+def rms_dgamma_no_sum(grad_out, x, gamma, eps=1e-5):
+    return rmsnorm_backward(grad_out, x, gamma, eps)[0], grad_out * x * _rms(x, eps)
+
+
+def rms_in_place(grad_out, x, gamma, eps=1e-5):
+    r = _rms(x, eps)
+    x *= r
+    g = grad_out * gamma
+    return r * (g - x * (g * x).mean(axis=-1, keepdims=True)), (grad_out * x).sum(axis=0)
+
+
+def rms_three_outputs(grad_out, x, gamma, eps=1e-5):
+    return (*rmsnorm_backward(grad_out, x, gamma, eps), grad_out.sum(axis=0))
+
+
+def rms_sign(grad_out, x, gamma, eps=1e-5):
+    dx, dgamma = rmsnorm_backward(grad_out, x, gamma, eps)
+    return -dx, dgamma
+
+
+def rms_stub(grad_out, x, gamma, eps=1e-5):
+    raise NotImplementedError("Exercise: replace this line with your code.")
+
+
+@pytest.mark.parametrize("right", [rmsnorm_backward, rmsnorm_backward_loops])
+def test_rmsnorm_backward_accepts_correct_versions(right, capsys):
+    check_rmsnorm_backward(right)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (rms_constant, r"gradient check\. You treated the root mean square as a constant"),
+    (rms_layernorm_terms, r"That is LayerNorm's formula"),
+    (rms_layernorm_backward, r"That is LayerNorm's backward pass"),
+    (rms_no_gamma, r"gamma is missing"),
+    (rms_factor_two, r"twice too large"),
+    (rms_sum_not_mean, r"You summed g \* xhat"),
+    (rms_batch_mean, r"over each row \(axis=-1"),
+    (rms_fixed_eps, r"right for eps = 1e-5 but was asked for eps = 0\.001"),
+    (rms_dgamma_with_x, r"dgamma is wrong.*You multiplied by x"),
+    (rms_dgamma_mean, r"dgamma is wrong.*do not average"),
+    (rms_dgamma_no_sum, r"dgamma has shape \(5, 7\).*sum its gradient over axis 0"),
+    (rms_in_place, r"changed its argument x in place"),
+    (rms_three_outputs, r"must return two arrays.*length 3"),
+    (rms_sign, r"relative error .* against central differences"),
+    (rms_stub, r"not written yet"),
+])
+def test_rmsnorm_backward_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_rmsnorm_backward(wrong)
+
+
+def test_the_rmsnorm_reference_passes_the_gradient_check():
+    """The checker's own reference and numerical gradient agree to far below 1e-7."""
+    from regmlp.exercises.ch04_layernorm import _numerical_dx, _rms_backward, _rms_inputs
+    from regmlp.gradcheck import rel_error
+
+    for shape, seed, eps in [((5, 7), 406, 1e-3), ((3, 4), 407, 1e-5)]:
+        grad_out, x, gamma = _rms_inputs(shape, seed)
+        assert rel_error(_rms_backward(grad_out, x, gamma, eps)[0],
+                         _numerical_dx(grad_out, x, gamma, eps)) < 1e-8

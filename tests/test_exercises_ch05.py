@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from regmlp.exercises import check_dense_gradient_norms, check_pre_ln_block, check_residual
+from regmlp.exercises import (
+    check_dense_gradient_norms,
+    check_pre_ln_block,
+    check_residual,
+    check_stream_variance,
+)
 from regmlp.layers import Dense, LayerNorm, ReLU, Residual, Sequential
 
 
@@ -187,3 +192,87 @@ def test_pre_ln_accepts_the_solution(capsys):
 def test_pre_ln_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
         check_pre_ln_block(wrong)
+
+
+
+# -- the variance of a residual stream after k blocks ---------------------------------
+
+def stream_variance(v0, alpha, k, pre_ln=False):
+    return v0 + k * alpha if pre_ln else v0 * (1 + alpha) ** k
+
+
+def stream_variance_loop(v0, alpha, k, pre_ln=False):
+    """Another correct version: add one block's variance at a time."""
+    var = v0
+    for _ in range(k):
+        var += alpha * (1.0 if pre_ln else var)
+    return var
+
+
+def sv_no_identity(v0, alpha, k, pre_ln=False):
+    return v0 + k * alpha if pre_ln else v0 * alpha ** k
+
+
+def sv_linear(v0, alpha, k, pre_ln=False):
+    return v0 + k * alpha if pre_ln else v0 * (1 + k * alpha)
+
+
+def sv_off_by_one(v0, alpha, k, pre_ln=False):
+    return v0 + k * alpha if pre_ln else v0 * (1 + alpha) ** (k - 1)
+
+
+def sv_alpha_squared(v0, alpha, k, pre_ln=False):
+    return v0 + k * alpha if pre_ln else v0 * (1 + alpha ** 2) ** k
+
+
+def sv_std_factor(v0, alpha, k, pre_ln=False):
+    return v0 + k * alpha if pre_ln else v0 * (1 + alpha) ** (2 * k)
+
+
+def sv_ignores_pre_ln(v0, alpha, k, pre_ln=False):
+    return v0 * (1 + alpha) ** k
+
+
+def sv_pre_ln_scaled(v0, alpha, k, pre_ln=False):
+    return v0 + k * alpha * v0 if pre_ln else v0 * (1 + alpha) ** k
+
+
+def sv_pre_ln_no_start(v0, alpha, k, pre_ln=False):
+    return k * alpha if pre_ln else v0 * (1 + alpha) ** k
+
+
+def sv_pre_ln_off_by_one(v0, alpha, k, pre_ln=False):
+    return v0 + (k + 1) * alpha if pre_ln else v0 * (1 + alpha) ** k
+
+
+def sv_other(v0, alpha, k, pre_ln=False):
+    return v0 + k * alpha if pre_ln else v0 * np.exp(alpha * k)
+
+
+def sv_array(v0, alpha, k, pre_ln=False):
+    return np.array([1.0, 2.0])
+
+
+@pytest.mark.parametrize("right", [stream_variance, stream_variance_loop])
+def test_stream_variance_accepts_correct_versions(right, capsys):
+    check_stream_variance(right)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (sv_no_identity, r"identity path is missing"),
+    (sv_linear, r"the k factors \(1 \+ alpha\)\s+multiply"),
+    (sv_off_by_one, r"Off by one: k blocks give k factors"),
+    (sv_alpha_squared, r"do not square it"),
+    (sv_std_factor, r"not its square"),
+    (sv_ignores_pre_ln, r"pre_ln=True.*linear, v0 \+ k \* alpha"),
+    (sv_pre_ln_scaled, r"variance 1, not the stream's v0"),
+    (sv_pre_ln_no_start, r"starts with variance v0"),
+    (sv_pre_ln_off_by_one, r"Off by one: k blocks add k increments"),
+    (sv_other, r"the form v0 \* \(1 \+ alpha\)\*\*k"),
+    (sv_array, r"must return a number"),
+    (stub, r"not written yet"),
+])
+def test_stream_variance_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_stream_variance(wrong)

@@ -1,13 +1,12 @@
 r"""Checkers for the exercises of chapter 4, layer normalisation.
 
-* :func:`check_layernorm_forward` -- ``layernorm_forward(x, gamma, beta, eps)``,
-  the forward pass over the last axis with the biased variance and ``eps``
-  inside the square root;
 * :func:`check_layernorm_backward` -- ``layernorm_backward(grad_out, x, gamma, eps)``,
-  the gradients with respect to the input, the gain and the shift.
+  the gradients with respect to the input, the gain and the shift;
+* :func:`check_rmsnorm_backward` -- ``rmsnorm_backward(grad_out, x, gamma, eps)``,
+  the backward pass of RMSNorm, derived by the learner.
 
 The reference answers are computed here from the definition, independently of
-``regmlp.layers.LayerNorm``; the backward reference goes through the
+``regmlp.layers.LayerNorm``; the LayerNorm backward reference goes through the
 computational graph one node at a time (mean, centre, square, variance, add
 eps, reciprocal square root, multiply, scale and shift).
 """
@@ -20,23 +19,10 @@ import numpy as np
 
 from ._common import assert_close, passed, run_learner_code
 
-__all__ = ["check_layernorm_forward", "check_layernorm_backward"]
+__all__ = ["check_layernorm_backward", "check_rmsnorm_backward"]
 
 
 # -- references ---------------------------------------------------------------------
-
-def _forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, *,
-             ddof: int = 0, eps_outside: bool = False, axis: int = -1) -> np.ndarray:
-    """The layer norm of ``x`` (and, with the keywords, its usual wrong variants)."""
-    mu = x.mean(axis=axis, keepdims=True)
-    var = x.var(axis=axis, keepdims=True, ddof=ddof)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if eps_outside:
-            xhat = (x - mu) / (np.sqrt(var) + eps)
-        else:
-            xhat = (x - mu) / np.sqrt(var + eps)
-    return gamma * xhat + beta
-
 
 def _backward(grad_out: np.ndarray, x: np.ndarray, gamma: np.ndarray,
               eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,88 +48,6 @@ def _backward(grad_out: np.ndarray, x: np.ndarray, gamma: np.ndarray,
     dmu = -dxc.sum(axis=-1, keepdims=True)        # node 2, through mu
     dx = dxc + np.broadcast_to(dmu / d, x.shape)  # nodes 2 and 1
     return dx, dgamma, dbeta
-
-
-# -- the forward pass ---------------------------------------------------------------
-
-def _forward_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows with ordinary spread, one constant row and one with a tiny spread."""
-    rng = np.random.default_rng(404)
-    x = 2.0 + 3.0 * rng.standard_normal((5, 6))
-    x[2] = 5.0                                     # constant: variance 0
-    x[4] = 1.0 + 1e-3 * rng.standard_normal(6)     # variance ~1e-6, below eps
-    gamma = 1.0 + 0.5 * rng.standard_normal(6)
-    beta = 0.5 * rng.standard_normal(6)
-    return x, gamma, beta
-
-
-def check_layernorm_forward(layernorm_forward: Callable[..., np.ndarray]) -> None:
-    r"""Check ``layernorm_forward(x, gamma, beta, eps=1e-5)``.
-
-    It must return :math:`\gamma \odot (x-\mu)/\sqrt{\sigma^2+\epsilon} + \beta`,
-    with the mean :math:`\mu` and the *biased* variance :math:`\sigma^2` of each
-    row (the last axis), and leave ``x`` unchanged. The inputs include a constant
-    row (variance 0) and a row whose variance is far below ``eps``.
-    """
-    what = "layernorm_forward(x, gamma, beta, eps)"
-    x, gamma, beta = _forward_inputs()
-    eps = 1e-5
-    x_before = x.copy()
-    with np.errstate(all="ignore"):
-        out = run_learner_code(layernorm_forward, x, gamma, beta, eps, what=what)
-    out = np.asarray(out, dtype=np.float64)
-    if out.shape != x.shape:
-        raise AssertionError(f"{what} returned shape {out.shape}, expected {x.shape}: the output "
-                             "of a layer norm has the shape of its input.")
-    if not np.array_equal(x, x_before):
-        raise AssertionError(f"{what} changed its input x in place. Compute on new arrays "
-                             "(x - mu, not x -= mu).")
-    if not np.all(np.isfinite(out[2])):
-        raise AssertionError(
-            f"{what} gave {out[2][:3]}... for a row whose entries are all equal. Its variance "
-            "is 0, so without eps you compute 0/0 = NaN. Add eps to the variance inside the "
-            "square root: (x - mu) / sqrt(var + eps).")
-    expected = _forward(x, gamma, beta, eps)
-    if not np.allclose(out, expected, rtol=1e-7, atol=1e-10):
-        diagnoses = [
-            (_forward(x, gamma, beta, eps, ddof=1),
-             "You used the unbiased variance (dividing by D - 1, ddof=1, as pandas' .var() "
-             "and torch.var() do by default). LayerNorm uses the biased variance: the mean of "
-             "(x - mu)**2, dividing by D (np.var's default, ddof=0)."),
-            (_forward(x, gamma, beta, eps, eps_outside=True),
-             "eps must go inside the square root: (x - mu) / sqrt(var + eps), not "
-             "(x - mu) / (sqrt(var) + eps). The difference shows on the row whose variance "
-             "is smaller than eps (row 4)."),
-            (_forward(x, gamma, beta, 0.0),
-             "You seem to ignore eps on rows with a nonzero variance: add it to every row's "
-             "variance, inside the square root."),
-            (_forward(x, np.ones_like(gamma), np.zeros_like(beta), eps),
-             "The normalisation is right but the gain and shift are missing: return "
-             "gamma * xhat + beta."),
-            (_forward(x, gamma, beta, eps, axis=0),
-             "You normalised each column (over the batch, axis=0). LayerNorm normalises each "
-             "row over its features: use axis=-1 with keepdims=True."),
-        ]
-        for candidate, hint in diagnoses:
-            if np.allclose(out[[0, 1, 3, 4]], candidate[[0, 1, 3, 4]], rtol=1e-7, atol=1e-10):
-                raise AssertionError(f"{what} is wrong. {hint}")
-        assert_close(out, expected, what=what,
-                     hint="Compute mu and var over the last axis (keepdims=True), "
-                          "xhat = (x - mu) / sqrt(var + eps), and return gamma * xhat + beta.")
-    # eps must be the argument, not a constant typed into the function
-    big_eps = 0.5
-    with np.errstate(all="ignore"):
-        out_big = run_learner_code(layernorm_forward, x, gamma, beta, big_eps, what=what)
-    assert_close(out_big, _forward(x, gamma, beta, big_eps), what=f"{what} with eps=0.5",
-                 hint="Use the eps you are given rather than a fixed 1e-5.")
-    # any number of leading axes: statistics over the last axis only
-    x3 = x[[0, 1, 3, 0, 1, 3]].reshape(2, 3, 6) * np.array([[[1.0]], [[-2.0]]])
-    with np.errstate(all="ignore"):
-        out3 = run_learner_code(layernorm_forward, x3, gamma, beta, eps, what=what)
-    assert_close(out3, _forward(x3, gamma, beta, eps), what=f"{what} on a (2, 3, 6) input",
-                 hint="Take the statistics over the last axis (axis=-1, keepdims=True), "
-                      "not axis=1, so that any number of leading axes works.")
-    passed("layernorm_forward: biased variance, eps in the root, gain, shift.")
 
 
 # -- the backward pass --------------------------------------------------------------
@@ -235,3 +139,145 @@ def check_layernorm_backward(layernorm_backward: Callable[..., tuple]) -> None:
                      hint="With g = gamma * grad_out, dx = (g - mean(g) - xhat * mean(g * xhat))"
                           " / sqrt(var + eps), the means taken over each row.")
     passed("layernorm_backward: dx, dgamma and dbeta are right.")
+
+
+# -- RMSNorm's backward pass (derived by the learner) ---------------------------------
+
+def _rms_forward(x: np.ndarray, gamma: np.ndarray, eps: float) -> np.ndarray:
+    """RMSNorm over the last axis: gamma * x / sqrt(mean(x**2) + eps)."""
+    return gamma * x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+
+
+def _rms_backward(grad_out: np.ndarray, x: np.ndarray, gamma: np.ndarray,
+                  eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Node by node: s = mean(x**2), r = (s + eps)**-1/2, xhat = x r, y = gamma xhat."""
+    d = x.shape[-1]
+    s = (x * x).mean(axis=-1, keepdims=True)
+    r = (s + eps) ** -0.5
+    xhat = x * r
+    dgamma = (grad_out * xhat).sum(axis=0)
+    dxhat = grad_out * gamma
+    dx = dxhat * r                                    # xhat = x * r, through x
+    dr = (dxhat * x).sum(axis=-1, keepdims=True)      # ... and through r
+    ds = dr * (-0.5) * (s + eps) ** -1.5
+    dx = dx + ds * 2 * x / d                          # s = mean(x**2)
+    return dx, dgamma
+
+
+def _rms_inputs(shape: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows with a clear nonzero mean (so that centring changes the answer)."""
+    rng = np.random.default_rng(seed)
+    x = 1.5 + 2.0 * rng.standard_normal(shape)
+    gamma = 1.0 + 0.5 * rng.standard_normal(shape[1])
+    grad_out = rng.standard_normal(shape)
+    return grad_out, x, gamma
+
+
+def _numerical_dx(grad_out: np.ndarray, x: np.ndarray, gamma: np.ndarray,
+                  eps: float) -> np.ndarray:
+    """Central differences of sum(grad_out * rmsnorm(x)) with respect to x."""
+    from ..gradcheck import numerical_gradient
+
+    x = x.copy()
+    return numerical_gradient(lambda z: float(np.sum(grad_out * _rms_forward(z, gamma, eps))), x)
+
+
+def _rms_diagnoses(grad_out: np.ndarray, x: np.ndarray, gamma: np.ndarray,
+                   eps: float) -> list[tuple[np.ndarray, str]]:
+    """The usual wrong dx, each with what to change."""
+    r = 1.0 / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+    xhat = x * r
+    g = grad_out * gamma
+
+    def row_mean(a: np.ndarray, axis: int = -1) -> np.ndarray:
+        return a.mean(axis=axis, keepdims=True)
+
+    xc = x - row_mean(x)
+    ln_r = 1.0 / np.sqrt(row_mean(xc * xc) + eps)
+    ln_hat = xc * ln_r
+    return [
+        (r * g, "You treated the root mean square as a constant: r * g is only the direct "
+                "path. x also changes mean(x**2), and that path adds - xhat * mean(g * xhat)."),
+        (r * (g - row_mean(g) - xhat * row_mean(g * xhat)),
+         "That is LayerNorm's formula. RMSNorm does not subtract the row mean, so there is no "
+         "path through a mean and no - mean(g) term."),
+        (ln_r * (g - row_mean(g) - ln_hat * row_mean(g * ln_hat)),
+         "That is LayerNorm's backward pass (centred rows). RMSNorm divides x itself by its "
+         "root mean square: nothing is centred."),
+        (r * (grad_out - xhat * row_mean(grad_out * xhat)),
+         "The formula is right but gamma is missing: the gradient reaching xhat is "
+         "g = gamma * grad_out; use g in both terms."),
+        (r * (g - 2 * xhat * row_mean(g * xhat)),
+         "The correction term is twice too large. d/dx_j of mean(x**2) is 2 x_j / D, and the "
+         "derivative of (s + eps)**-1/2 brings a factor -1/2: the two cancel to - xhat * "
+         "mean(g * xhat)."),
+        (r * (g - xhat * (g * xhat).sum(axis=-1, keepdims=True)),
+         "You summed g * xhat over the row where its mean belongs: the variance-like term "
+         "mean(x**2) divides by D, so use mean(g * xhat) (or divide the sum by D)."),
+        (r * (g - xhat * row_mean(g * xhat, axis=0)),
+         "Take the mean of g * xhat over each row (axis=-1, keepdims=True), not over the "
+         "batch: each sample has its own root mean square."),
+    ]
+
+
+def check_rmsnorm_backward(rmsnorm_backward: Callable[..., tuple]) -> None:
+    r"""Check ``rmsnorm_backward(grad_out, x, gamma, eps=1e-5) -> (dx, dgamma)``.
+
+    RMSNorm is :math:`y = \gamma \odot x / \sqrt{\overline{x^2} + \varepsilon}` over the
+    last axis of ``x`` (shape ``(N, D)``). The learner's ``dx`` is compared with central
+    finite differences of :math:`\sum G \odot y` (a gradient check, relative error at
+    most 1e-7) and with the node-by-node reference, on two shapes and two values of
+    ``eps``; ``dgamma`` with :math:`\sum_{samples} G \odot \hat x`.
+    """
+    from ..gradcheck import rel_error
+
+    what = "rmsnorm_backward(grad_out, x, gamma, eps)"
+    for shape, seed, eps in [((5, 7), 406, 1e-3), ((3, 4), 407, 1e-5)]:
+        grad_out, x, gamma = _rms_inputs(shape, seed)
+        before = (grad_out.copy(), x.copy(), gamma.copy())
+        result = run_learner_code(rmsnorm_backward, grad_out, x, gamma, eps, what=what)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise AssertionError(f"{what} must return two arrays (dx, dgamma), got "
+                                 f"{type(result).__name__}"
+                                 + (f" of length {len(result)}" if hasattr(result, "__len__")
+                                    else ""))
+        dx, dgamma = (np.asarray(r, dtype=np.float64) for r in result)
+        for name, arr, old in zip(("grad_out", "x", "gamma"), (grad_out, x, gamma), before,
+                                  strict=True):
+            if not np.array_equal(arr, old):
+                raise AssertionError(f"{what} changed its argument {name} in place; "
+                                     "compute on new arrays.")
+        ref_dx, ref_dgamma = _rms_backward(grad_out, x, gamma, eps)
+        if dx.shape != x.shape:
+            raise AssertionError(f"dx has shape {dx.shape}, expected {x.shape} (the shape of "
+                                 "x).")
+        numerical = _numerical_dx(grad_out, x, gamma, eps)
+        if rel_error(dx, numerical) > 1e-7:
+            for candidate, hint in _rms_diagnoses(grad_out, x, gamma, eps):
+                if np.allclose(dx, candidate, rtol=1e-7, atol=1e-10):
+                    raise AssertionError(f"dx fails the gradient check. {hint}")
+            if eps != 1e-5 and np.allclose(dx, _rms_backward(grad_out, x, gamma, 1e-5)[0]):
+                raise AssertionError(f"dx is right for eps = 1e-5 but was asked for eps = {eps}:"
+                                     " use the eps argument instead of a fixed value.")
+            raise AssertionError(
+                f"dx fails the gradient check (relative error {rel_error(dx, numerical):.1e} "
+                "against central differences, for x of shape "
+                f"{x.shape}). With r = 1 / sqrt(mean(x**2) + eps), xhat = x * r and "
+                "g = gamma * grad_out, dx = r * (g - xhat * mean(g * xhat)), the mean over "
+                "each row.")
+        if dgamma.shape != ref_dgamma.shape:
+            raise AssertionError(
+                f"dgamma has shape {dgamma.shape}, expected {ref_dgamma.shape} like gamma: "
+                "gamma is used by every sample, so sum its gradient over axis 0.")
+        if not np.allclose(dgamma, ref_dgamma, rtol=1e-7, atol=1e-10):
+            if np.allclose(dgamma, (grad_out * x).sum(axis=0)):
+                hint = ("You multiplied by x; gamma multiplies the *normalised* input, so "
+                        "dgamma = (grad_out * xhat).sum(axis=0).")
+            elif np.allclose(dgamma, ref_dgamma / len(x)):
+                hint = "Sum over the samples (axis 0), do not average."
+            else:
+                hint = "gamma multiplies xhat = x * r, so dgamma = (grad_out * xhat).sum(axis=0)."
+            assert_close(dgamma, ref_dgamma, what="dgamma", hint=hint)
+        assert_close(dx, ref_dx, what="dx", hint="dx passes the gradient check but differs "
+                     "from the reference; write it as r * (g - xhat * mean(g * xhat)).")
+    passed("rmsnorm_backward: dx passes the gradient check, and dgamma is right.")

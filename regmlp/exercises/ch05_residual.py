@@ -7,7 +7,9 @@ r"""Checkers for the exercises of chapter 5, residual connections.
   of every Dense layer's weight gradient, first layer first, Dense layers inside
   ``Residual`` blocks included;
 * :func:`check_pre_ln_block` -- ``pre_ln_block(dim, hidden, rng)``: a pre-LN
-  residual block :math:`x + W_2\,\mathrm{relu}(W_1\,\mathrm{LN}(x) + b_1) + b_2`.
+  residual block :math:`x + W_2\,\mathrm{relu}(W_1\,\mathrm{LN}(x) + b_1) + b_2`;
+* :func:`check_stream_variance` -- ``stream_variance(v0, alpha, k, pre_ln)``: the
+  predicted variance of a residual stream after ``k`` blocks.
 
 The references are computed here from ``regmlp``'s tested layers (a fresh
 copy of the same block), not from the learner's code.
@@ -22,7 +24,8 @@ import numpy as np
 from ..layers import Dense, Layer, LayerNorm, ReLU, Residual, Sequential
 from ._common import assert_close, passed, run_learner_code
 
-__all__ = ["check_residual", "check_dense_gradient_norms", "check_pre_ln_block"]
+__all__ = ["check_residual", "check_dense_gradient_norms", "check_pre_ln_block",
+           "check_stream_variance"]
 
 
 # -- residual forward and backward --------------------------------------------------
@@ -259,3 +262,84 @@ def check_pre_ln_block(pre_ln_block: Callable[..., Layer]) -> None:
 
 def _call(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, what: str) -> np.ndarray:
     return np.asarray(run_learner_code(fn, x.copy(), what=what), dtype=np.float64)
+
+
+# -- the variance of a residual stream after k blocks ---------------------------------
+
+def _stream_variance(v0: float, alpha: float, k: int, pre_ln: bool) -> float:
+    """v0 (1 + alpha)**k without normalisation; v0 + k alpha with pre-LN blocks."""
+    return v0 + k * alpha if pre_ln else v0 * (1.0 + alpha) ** k
+
+
+def _variance_mistakes(v0: float, alpha: float, k: int,
+                       pre_ln: bool) -> list[tuple[float, str]]:
+    """The usual wrong predictions, each with what to change."""
+    geometric = [
+        (v0 * alpha ** k,
+         "The identity path is missing: a block keeps x and adds f(x), so the variance is "
+         "multiplied by (1 + alpha), not by alpha."),
+        (v0 * (1.0 + k * alpha),
+         "Without normalisation the growth is not linear: each branch adds alpha times the "
+         "*current* stream's variance, which has already grown, so the k factors (1 + alpha) "
+         "multiply."),
+        (v0 * (1.0 + alpha) ** (k - 1),
+         "Off by one: k blocks give k factors (1 + alpha), and k = 0 gives v0 itself."),
+        (v0 * (1.0 + alpha) ** (k + 1),
+         "Off by one: k blocks give k factors (1 + alpha), and k = 0 gives v0 itself."),
+        (v0 * (1.0 + alpha ** 2) ** k,
+         "alpha is already a ratio of variances (Var f / Var x): do not square it."),
+        (v0 * (1.0 + alpha) ** (2 * k),
+         "The variance, not the standard deviation, is what adds: one factor (1 + alpha) per "
+         "block, not its square."),
+    ]
+    if not pre_ln:
+        return geometric
+    return [
+        (v0 * (1.0 + alpha) ** k,
+         "With pre_ln=True the branch sees LN(x), whose variance is 1 whatever the stream's, "
+         "so every block adds the same alpha: the growth is linear, v0 + k * alpha."),
+        (v0 + k * alpha * v0,
+         "The pre-LN branch sees LN(x), with variance 1, not the stream's v0: each block adds "
+         "alpha * 1."),
+        (k * alpha,
+         "The stream starts with variance v0 before the first block: add the k increments "
+         "to v0."),
+        (v0 + (k - 1) * alpha,
+         "Off by one: k blocks add k increments, and k = 0 gives v0 itself."),
+        (v0 + (k + 1) * alpha,
+         "Off by one: k blocks add k increments, and k = 0 gives v0 itself."),
+    ]
+
+
+def check_stream_variance(stream_variance: Callable[..., float]) -> None:
+    r"""Check ``stream_variance(v0, alpha, k, pre_ln=False)``.
+
+    Without normalisation :math:`\operatorname{Var}(x_k) = v_0 (1 + \alpha)^k`; with
+    pre-LN blocks :math:`v_0 + k\alpha`, where :math:`\alpha` is the ratio of a
+    branch's output variance to its input variance. Several values of every argument
+    are tried, including ``k = 0`` and ``alpha`` above 1.
+    """
+    what = "stream_variance(v0, alpha, k, pre_ln)"
+    cases = [(v0, alpha, k) for v0 in (1.0, 0.25, 4.0) for alpha in (0.125, 1.0, 2.0)
+             for k in (0, 3, 10, 1)]
+    for pre_ln in (False, True):
+        for v0, alpha, k in cases:
+            got = run_learner_code(stream_variance, v0, alpha, k, pre_ln=pre_ln, what=what)
+            try:
+                got = float(got)
+            except (TypeError, ValueError):
+                raise AssertionError(f"{what} must return a number, got "
+                                     f"{type(got).__name__}") from None
+            expected = _stream_variance(v0, alpha, k, pre_ln)
+            if np.isclose(got, expected, rtol=1e-9, atol=1e-12):
+                continue
+            call = f"stream_variance({v0}, {alpha}, {k}, pre_ln={pre_ln})"
+            for candidate, hint in _variance_mistakes(v0, alpha, k, pre_ln):
+                if np.isclose(got, candidate, rtol=1e-9, atol=1e-12):
+                    raise AssertionError(f"{call} returned {got:.6g}, expected "
+                                         f"{expected:.6g}. {hint}")
+            kind = "v0 + k * alpha (pre-LN)" if pre_ln else "v0 * (1 + alpha)**k"
+            raise AssertionError(f"{call} returned {got:.6g}, expected {expected:.6g}. "
+                                 f"Write Var(x_k+1) = Var(x_k) + Var(f(x_k)) and use what the "
+                                 f"branch sees; the answer has the form {kind}.")
+    passed("stream_variance: geometric without normalisation, linear with pre-LN blocks.")
