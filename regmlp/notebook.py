@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 __all__ = ["glue"]
 
 
@@ -21,7 +23,10 @@ def glue(name: str, value: Any, display: bool = True) -> None:
     name : str
         The key the text refers to, as in ``{glue:text}`name:.3f```.
     value : object
-        The number, figure or table to record.
+        The number, figure or table to record. A NumPy scalar is recorded as
+        the Python number it holds: myst-nb formats ``{glue:text}`` from the
+        value's text, and NumPy 2 writes ``np.float64(0.25)``, which it cannot
+        format as a number.
     display : bool, default True
         Whether to show the value in the cell's output as well.
 
@@ -37,6 +42,8 @@ def glue(name: str, value: Any, display: bool = True) -> None:
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty string, got {name!r}")
+    if isinstance(value, np.generic):
+        value = value.item()
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
