@@ -78,22 +78,22 @@ def unchanged(before: Any, after: Any) -> bool:
     if isinstance(before, (list, tuple)):
         return (type(before) is type(after) and len(before) == len(after)
                 and all(unchanged(b, a) for b, a in zip(before, after, strict=True)))
-    try:
-        return bool(before == after)
-    except Exception:  # noqa: BLE001 - objects without a usable ==
-        return True
+    if isinstance(before, (int, float, complex, str, bytes, np.generic)) or before is None:
+        return type(before) is type(after) and (before == after or before != before)
+    return True                                  # other objects: not compared
 
 
-def call_pure(fn: Callable[..., Any], *args: Any, what: str, names: Sequence[str],
+def call_pure(fn: Callable[..., Any], *args: Any, what: str, names: Sequence[str | None],
               hint: str = "", **kwargs: Any) -> Any:
     """Call the learner's ``fn(*args, **kwargs)`` and require that no argument changed.
 
     ``names`` names the positional arguments, in order (for the message); only
-    those named are watched. The check comes before any check of the result,
+    those named are watched (``None`` skips one, e.g. a model whose state the
+    checker follows itself). The check comes before any check of the result,
     since a function that changes its input can look right or wrong for the
     wrong reason.
     """
-    watched = list(zip(names, args, strict=False))
+    watched = [(name, value) for name, value in zip(names, args, strict=False) if name]
     before = [_snapshot(value) for _, value in watched]
     result = run_learner_code(fn, *args, what=what, **kwargs)
     for (name, value), old in zip(watched, before, strict=True):
