@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._common import assert_close, passed, run_learner_code
+from ._common import as_array, assert_close, call_pure, diagnose, expect_tuple, passed
 
 __all__ = ["check_layernorm_forward", "check_layernorm_backward"]
 
@@ -88,16 +88,7 @@ def check_layernorm_forward(layernorm_forward: Callable[..., np.ndarray]) -> Non
     what = "layernorm_forward(x, gamma, beta, eps)"
     x, gamma, beta = _forward_inputs()
     eps = 1e-5
-    x_before = x.copy()
-    with np.errstate(all="ignore"):
-        out = run_learner_code(layernorm_forward, x, gamma, beta, eps, what=what)
-    out = np.asarray(out, dtype=np.float64)
-    if out.shape != x.shape:
-        raise AssertionError(f"{what} returned shape {out.shape}, expected {x.shape}: the output "
-                             "of a layer norm has the shape of its input.")
-    if not np.array_equal(x, x_before):
-        raise AssertionError(f"{what} changed its input x in place. Compute on new arrays "
-                             "(x - mu, not x -= mu).")
+    out = _run_forward(layernorm_forward, x, gamma, beta, eps, what)
     if not np.all(np.isfinite(out[2])):
         raise AssertionError(
             f"{what} gave {out[2][:3]}... for a row whose entries are all equal. Its variance "
@@ -120,6 +111,10 @@ def check_layernorm_forward(layernorm_forward: Callable[..., np.ndarray]) -> Non
             (_forward(x, np.ones_like(gamma), np.zeros_like(beta), eps),
              "The normalisation is right but the gain and shift are missing: return "
              "gamma * xhat + beta."),
+            (_forward(x, gamma, np.zeros_like(beta), eps),
+             "The shift is missing: return gamma * xhat + beta."),
+            (_forward(x, beta, gamma, eps),
+             "gamma and beta are swapped: gamma multiplies xhat, beta is added."),
             (_forward(x, gamma, beta, eps, axis=0),
              "You normalised each column (over the batch, axis=0). LayerNorm normalises each "
              "row over its features: use axis=-1 with keepdims=True."),
@@ -132,37 +127,45 @@ def check_layernorm_forward(layernorm_forward: Callable[..., np.ndarray]) -> Non
                           "xhat = (x - mu) / sqrt(var + eps), and return gamma * xhat + beta.")
     # eps must be the argument, not a constant typed into the function
     big_eps = 0.5
-    with np.errstate(all="ignore"):
-        out_big = run_learner_code(layernorm_forward, x, gamma, beta, big_eps, what=what)
+    out_big = _run_forward(layernorm_forward, x, gamma, beta, big_eps, what)
     assert_close(out_big, _forward(x, gamma, beta, big_eps), what=f"{what} with eps=0.5",
                  hint="Use the eps you are given rather than a fixed 1e-5.")
     # any number of leading axes: statistics over the last axis only
     x3 = x[[0, 1, 3, 0, 1, 3]].reshape(2, 3, 6) * np.array([[[1.0]], [[-2.0]]])
-    with np.errstate(all="ignore"):
-        out3 = run_learner_code(layernorm_forward, x3, gamma, beta, eps, what=what)
+    out3 = _run_forward(layernorm_forward, x3, gamma, beta, eps, what)
     assert_close(out3, _forward(x3, gamma, beta, eps), what=f"{what} on a (2, 3, 6) input",
                  hint="Take the statistics over the last axis (axis=-1, keepdims=True), "
                       "not axis=1, so that any number of leading axes works.")
+    # another number of features, with a gain and shift of their own
+    rng = np.random.default_rng(406)
+    x4, gamma4, beta4 = (rng.standard_normal((3, 4)) * 2.0 - 1.0,
+                         rng.uniform(0.5, 2.0, 4), rng.standard_normal(4))
+    out4 = _run_forward(layernorm_forward, x4, gamma4, beta4, 1e-3, what)
+    assert_close(out4, _forward(x4, gamma4, beta4, 1e-3),
+                 what=f"{what} on a (3, 4) input with eps=1e-3",
+                 hint="Nothing may depend on the chapter's sizes: take D = x.shape[-1].")
     passed("layernorm_forward: biased variance, eps in the root, gain, shift.")
+
+
+def _run_forward(layernorm_forward: Callable[..., np.ndarray], x: np.ndarray, gamma: np.ndarray,
+                 beta: np.ndarray, eps: float, what: str) -> np.ndarray:
+    """The learner's output, after checking that no input changed and the shape is kept."""
+    with np.errstate(all="ignore"):
+        out = call_pure(layernorm_forward, x, gamma, beta, eps, what=what,
+                        names=("x", "gamma", "beta"), hint="x - mu, not x -= mu.")
+    return as_array(out, what=f"{what}'s output", shape=x.shape,
+                    hint="the output of a layer norm has the shape of its input.")
 
 
 # -- the backward pass --------------------------------------------------------------
 
-def _backward_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(405)
-    x = 1.0 + 2.0 * rng.standard_normal((5, 7))
-    gamma = 1.0 + 0.5 * rng.standard_normal(7)
-    grad_out = rng.standard_normal((5, 7))
+def _backward_inputs(shape: tuple[int, int] = (5, 7),
+                     seed: int = 405) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = 1.0 + 2.0 * rng.standard_normal(shape)
+    gamma = 1.0 + 0.5 * rng.standard_normal(shape[1])
+    grad_out = rng.standard_normal(shape)
     return grad_out, x, gamma
-
-
-def _unpack(result: object, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if not isinstance(result, (tuple, list)) or len(result) != 3:
-        raise AssertionError(f"{what} must return three arrays (dx, dgamma, dbeta), "
-                             f"got {type(result).__name__}"
-                             + (f" of length {len(result)}" if hasattr(result, "__len__")
-                                else ""))
-    return tuple(np.asarray(r, dtype=np.float64) for r in result)
 
 
 def check_layernorm_backward(layernorm_backward: Callable[..., tuple]) -> None:
@@ -171,18 +174,26 @@ def check_layernorm_backward(layernorm_backward: Callable[..., tuple]) -> None:
     ``x`` has shape ``(N, D)``; ``dgamma`` and ``dbeta`` have shape ``(D,)``. The
     reference reverses the forward graph node by node.
     """
-    what = "layernorm_backward(grad_out, x, gamma, eps)"
-    grad_out, x, gamma = _backward_inputs()
-    eps = 1e-5
-    before = (grad_out.copy(), x.copy(), gamma.copy())
-    result = run_learner_code(layernorm_backward, grad_out, x, gamma, eps, what=what)
-    dx, dgamma, dbeta = _unpack(result, what)
-    for name, arr, old in zip(("grad_out", "x", "gamma"), (grad_out, x, gamma), before,
-                              strict=True):
-        if not np.array_equal(arr, old):
-            raise AssertionError(f"{what} changed its argument {name} in place; "
-                                 "compute on new arrays.")
+    for (shape, seed), eps in (((5, 7), 405), 1e-5), (((3, 4), 407), 0.25):
+        _check_backward_case(layernorm_backward, *_backward_inputs(shape, seed), eps)
+    passed("layernorm_backward: dx, dgamma and dbeta are right (two cases).")
+
+
+def _check_backward_case(layernorm_backward: Callable[..., tuple], grad_out: np.ndarray,
+                         x: np.ndarray, gamma: np.ndarray, eps: float) -> None:
+    what = f"layernorm_backward(grad_out, x, gamma, eps) with x of shape {x.shape}, eps={eps:g}"
+    result = call_pure(layernorm_backward, grad_out, x, gamma, eps, what=what,
+                       names=("grad_out", "x", "gamma"), hint="compute on new arrays.")
+    dx, dgamma, dbeta = (as_array(r, what=name) for r, name in zip(
+        expect_tuple(result, 3, what=what, names="(dx, dgamma, dbeta)"),
+        ("dx", "dgamma", "dbeta"), strict=True))
     ref_dx, ref_dgamma, ref_dbeta = _backward(grad_out, x, gamma, eps)
+    if eps != 1e-5 and dx.shape == x.shape and dgamma.shape == ref_dgamma.shape:
+        diagnose((dx, dgamma), [(_backward(grad_out, x, gamma, 1e-5)[:2],
+                                 f"It is right for eps=1e-5, but eps={eps:g} here: use the eps "
+                                 "you are given.")],
+                 what=what, match=lambda a, b: all(np.allclose(u, v) for u, v in zip(a, b,
+                                                                                      strict=True)))
 
     if dbeta.shape != ref_dbeta.shape or dgamma.shape != ref_dgamma.shape:
         raise AssertionError(
@@ -228,10 +239,7 @@ def check_layernorm_backward(layernorm_backward: Callable[..., tuple]) -> None:
              "Take the means over each row (axis=-1, keepdims=True), not over the batch: "
              "each sample has its own mean and variance."),
         ]
-        for candidate, hint in diagnoses:
-            if np.allclose(dx, candidate, rtol=1e-7, atol=1e-10):
-                raise AssertionError(f"dx is wrong. {hint}")
+        diagnose(dx, diagnoses, what="dx")
         assert_close(dx, ref_dx, what="dx",
                      hint="With g = gamma * grad_out, dx = (g - mean(g) - xhat * mean(g * xhat))"
                           " / sqrt(var + eps), the means taken over each row.")
-    passed("layernorm_backward: dx, dgamma and dbeta are right.")
