@@ -156,19 +156,21 @@ def _allclose(a: Any, b: Any, rtol: float, atol: float) -> bool:
 
 def diagnose(got: Any, mistakes: Iterable[tuple[Any, str]], *, what: str,
              match: Callable[[Any, Any], bool] | None = None,
-             rtol: float = 1e-7, atol: float = 1e-10) -> None:
+             rtol: float = 1e-7, atol: float = 1e-10,
+             template: str = "{what} is wrong. {hint}") -> None:
     """Raise the hint of the first known mistake whose result ``got`` matches.
 
     ``mistakes`` holds ``(result of the mistake, hint)`` pairs; a result may be
     given as a function of no arguments, computed only when it is reached.
     ``match(got, candidate)`` decides a match (default: same shape and
-    ``np.allclose`` with ``rtol`` and ``atol``). Returns when nothing matches.
+    ``np.allclose`` with ``rtol`` and ``atol``). The message is ``template``
+    filled with ``what`` and the mistake's ``hint``. Returns when nothing matches.
     """
     same = match if match is not None else (lambda a, b: _allclose(a, b, rtol, atol))
     for candidate, hint in mistakes:
         value = candidate() if callable(candidate) else candidate
         if same(got, value):
-            raise AssertionError(f"{what} is wrong. {hint}")
+            raise AssertionError(template.format(what=what, hint=hint))
 
 
 def assert_close(actual: Any, expected: np.ndarray, *, what: str, hint: str,

@@ -149,10 +149,9 @@ def _check_penalty_value(value: float, params: list[Parameter], lam: float) -> N
         (0.5 * 0.3 * decayed, "It is 0.3/2 times the sum of squares: use the lam you are "
          "given, not a fixed number."),
     ]
-    for candidate, message in diagnoses:
-        if math.isclose(value, candidate, rel_tol=1e-9):
-            raise AssertionError(f"value is wrong ({value:.6g}, expected {want:.6g}) with "
-                                 f"lam={lam}. {message}")
+    diagnose(value, diagnoses, what=f"value is wrong ({value:.6g}, expected {want:.6g}) with "
+             f"lam={lam}.", match=lambda a, b: math.isclose(a, b, rel_tol=1e-9),
+             template="{what} {hint}")
     raise AssertionError(f"value is wrong ({value:.6g}, expected {want:.6g}) with lam={lam}. "
                          "It should be (lam/2) times the sum of the squares of every entry "
                          "of every parameter with decay=True.")

@@ -119,9 +119,9 @@ def check_layernorm_forward(layernorm_forward: Callable[..., np.ndarray]) -> Non
              "You normalised each column (over the batch, axis=0). LayerNorm normalises each "
              "row over its features: use axis=-1 with keepdims=True."),
         ]
-        for candidate, hint in diagnoses:
-            if np.allclose(out[[0, 1, 3, 4]], candidate[[0, 1, 3, 4]], rtol=1e-7, atol=1e-10):
-                raise AssertionError(f"{what} is wrong. {hint}")
+        # rows 0, 1, 3 and 4: the constant row 2 gives NaN in some of the wrong variants
+        diagnose(out, diagnoses, what=what, match=lambda a, b: np.allclose(
+            a[[0, 1, 3, 4]], b[[0, 1, 3, 4]], rtol=1e-7, atol=1e-10))
         assert_close(out, expected, what=what,
                      hint="Compute mu and var over the last axis (keepdims=True), "
                           "xhat = (x - mu) / sqrt(var + eps), and return gamma * xhat + beta.")

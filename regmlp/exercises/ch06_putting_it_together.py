@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._common import as_number, call_pure, expect_tuple, passed
+from ._common import as_number, call_pure, diagnose, expect_tuple, passed
 
 __all__ = ["check_choose_config", "check_paired_difference", "check_median_ape"]
 
@@ -199,9 +199,9 @@ def check_choose_config(choose_config: Callable[..., Any]) -> None:
     i = next(i for i, (a, e) in enumerate(zip(answers, expected, strict=True)) if a != e)
     where = (f"On the table '{cases[i]['name']}' you chose {answers[i]!r}, expected "
              f"{expected[i]!r}: ")
-    for mistake, message in _mistakes():
-        if answers == [mistake(case) for case in cases]:
-            raise AssertionError(where + message)
+    diagnose(answers, [(lambda m=mistake: [m(case) for case in cases], message)
+                       for mistake, message in _mistakes()],
+             what=where, match=lambda a, b: a == b, template="{what}{hint}")
     if answers[i] not in cases[i]["valid"]:
         raise AssertionError(where + f"{answers[i]!r} is not one of the configurations "
                              f"{sorted(cases[i]['valid'])}.")
@@ -285,10 +285,8 @@ def check_paired_difference(paired_difference: Callable[..., Any]) -> None:
             (std, "that is the standard deviation of the differences; the standard error of "
                   "their mean divides it by sqrt(n_seeds)."),
         ]
-        for value, hint in hints:
-            if np.isclose(got_se, value, rtol=1e-9, atol=1e-12):
-                raise AssertionError(what + f"your standard error is {got_se:.6f}, expected "
-                                     f"{se:.6f}: {hint}")
+        diagnose(got_se, hints, what=what + f"your standard error is {got_se:.6f}, expected "
+                 f"{se:.6f}:", rtol=1e-9, atol=1e-12, template="{what} {hint}")
         raise AssertionError(what + f"your standard error is {got_se:.6f}, expected {se:.6f}: "
                              "it is std(ddof=1) / sqrt(n) of the per-seed differences.")
     passed("paired_difference pairs the runs by seed, against any baseline.")
@@ -394,10 +392,8 @@ def check_median_ape(median_ape: Callable[..., Any]) -> None:
         (mdape(price(pred), price(y), scale=1.0),
          "that is a fraction; return a percentage (multiply by 100)."),
     ]
-    for value, hint in traps:
-        if np.isclose(got, value, rtol=1e-7):
-            raise AssertionError(f"median_ape returned {got:.4f}, expected {expected:.4f}%: "
-                                 f"{hint}")
+    diagnose(got, traps, what=f"median_ape returned {got:.4f}, expected {expected:.4f}%:",
+             rtol=1e-7, atol=0.0, template="{what} {hint}")
     raise AssertionError(f"median_ape returned {got:.4f}, expected {expected:.4f}%: convert "
                          "both arrays to dollars with exp(v * target_std + target_mean), then "
                          "take 100 * median(|predicted - actual| / actual).")
