@@ -53,14 +53,11 @@ def _as_output(result: Any, what: str, shape: tuple[int, ...]) -> np.ndarray:
     if isinstance(result, tuple):
         raise AssertionError(f"{what} returned a tuple of {len(result)} items; return only the "
                              "output array (the backward exercise gets the mask separately).")
-    out = np.asarray(result)
-    if out.shape != shape:
-        raise AssertionError(f"{what} returned shape {out.shape}, expected {shape}: dropout "
-                             "keeps the shape of its input (one mask entry per element).")
-    if out.dtype.kind != "f":
-        raise AssertionError(f"{what} returned dtype {out.dtype}; it should be a float array "
-                             "(multiply x by the mask and by 1 / (1 - p)).")
-    return out
+    if np.asarray(result).dtype.kind not in "fO":
+        raise AssertionError(f"{what} returned dtype {np.asarray(result).dtype}; it should be a "
+                             "float array (multiply x by the mask and by 1 / (1 - p)).")
+    return as_array(result, what=f"{what}'s output", shape=shape,
+                    hint="dropout keeps the shape of its input (one mask entry per element).")
 
 
 def _check_training_output(out: np.ndarray, x: np.ndarray, p: float, what: str) -> None:

@@ -305,4 +305,4 @@ def _check_pre_ln_case(pre_ln_block: Callable[..., Layer], dim: int, hidden: int
 
 
 def _call(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, what: str) -> np.ndarray:
-    return np.asarray(run_learner_code(fn, x.copy(), what=what), dtype=np.float64)
+    return as_array(run_learner_code(fn, x.copy(), what=what), what=f"{what}'s output")
