@@ -210,6 +210,17 @@ def test_an_endless_loop_is_stopped_and_the_rest_graded(tmp_path):
                                   "interrupted (an endless loop?)")
 
 
+def test_a_kernel_that_dies_fails_its_exercises_without_hanging(tmp_path):
+    cells = (_exercise("ex-good", DOUBLE, CHECK_DOUBLE)
+             + _exercise("ex-exits", "import os\n\n\ndef double(x):\n    os._exit(3)\n",
+                         CHECK_DOUBLE)
+             + _exercise("ex-after", DOUBLE, CHECK_DOUBLE))
+    path = _write(tmp_path, "dies.ipynb", cells)
+    results = grade.grade_notebook(path, timeout=60)
+    assert [r.status for r in results] == ["PASS", "FAIL", "FAIL"]
+    assert all("the kernel died" in r.message for r in results[1:])
+
+
 def test_a_solution_that_does_not_compile(tmp_path):
     path = _write(tmp_path, "syntax.ipynb",
                   _exercise("ex-syntax", "def double(x)\n    return 2 * x\n", CHECK_DOUBLE))
