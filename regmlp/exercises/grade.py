@@ -134,21 +134,15 @@ def grade_notebook(path: str | Path, *, full: bool = False,
                    timeout: int | None = None) -> list[Result]:
     """Grade every exercise of one notebook (see the module's docstring)."""
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
 
     path = Path(path)
-    chapter = path.stem
     nb = nbformat.read(path, as_version=4)
     exercises = find_exercises(nb)
     if not exercises:
         return []
     timeout = timeout or (FULL_TIMEOUT if full else FAST_TIMEOUT)
-
-    timed_out = f"was still running after {timeout} s and was interrupted (an endless loop?)"
     if full:
-        run = nb
-        position = {i: i for i in range(len(nb.cells))}
+        run, position = nb, {i: i for i in range(len(nb.cells))}
     else:                                   # only the solution and check cells, in order
         keep = sorted({i for ex in exercises for i in ex.solutions}
                       | {ex.check for ex in exercises})
@@ -156,59 +150,70 @@ def grade_notebook(path: str | Path, *, full: bool = False,
         run.cells = [nbformat.v4.new_code_cell(nb.cells[i].source, metadata=nb.cells[i].metadata)
                      for i in keep]
         position = {i: k for k, i in enumerate(keep)}
+    timed_out = f"was still running after {timeout} s and was interrupted (an endless loop?)"
+    crash = _execute(run, path.parent, timeout, timed_out)
+    return [Result(str(path), path.stem, ex.label, *_verdict(
+        [run.cells[position[i]] for i in ex.solutions], run.cells[position[ex.check]],
+        crash=crash, timed_out=timed_out, full=full)) for ex in exercises]
+
+
+def _execute(run: Any, cwd: Path, timeout: int, timed_out: str) -> str:
+    """Execute ``run`` in a fresh kernel (in ``cwd``); return why it stopped early, if it did."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
     for cell in run.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-
     client = NotebookClient(
-        run, timeout=timeout, kernel_name="python3", allow_errors=True,
+        run, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=True,
         interrupt_on_timeout=True, startup_timeout=120,
         error_on_timeout={"ename": "Timeout", "evalue": timed_out, "traceback": []},
-        resources={"metadata": {"path": str(path.parent.resolve())}})
-    crash = ""
+        resources={"metadata": {"path": str(cwd.resolve())}})
     env_progress = os.environ.get("REGMLP_PROGRESS")
-    os.environ["REGMLP_PROGRESS"] = "0"
+    os.environ["REGMLP_PROGRESS"] = "0"                # no progress bars in the kernel
     try:
         client.execute(stderr=subprocess.DEVNULL)    # no kernel start-up chatter in the report
     except DeadKernelError as exc:
-        crash = f"the kernel died while running this notebook ({_one_line(str(exc))[:200]})"
+        return f"the kernel died while running this notebook ({_one_line(str(exc))[:200]})"
     except Exception as exc:  # noqa: BLE001 - report, do not crash the whole grading run
-        crash = f"the notebook could not be run: {type(exc).__name__}: {_one_line(str(exc))}"
+        return f"the notebook could not be run: {type(exc).__name__}: {_one_line(str(exc))}"
     finally:
         if env_progress is None:
             os.environ.pop("REGMLP_PROGRESS", None)
         else:
             os.environ["REGMLP_PROGRESS"] = env_progress
+    return ""
 
-    results = []
-    for ex in exercises:
-        check = run.cells[position[ex.check]]
-        ran = check.get("execution_count") is not None or check.get("outputs")
-        failure = ""
-        undefined = False
-        for i in ex.solutions:
-            err = _error(run.cells[position[i]])
-            if err and err[0] in ("KeyboardInterrupt", "Timeout"):
-                failure = "the solution cell " + timed_out
-                break
-            if err:
-                failure = "the solution cell raised " + _message(*err)
-                undefined = _uses_undefined_name(*err)
-                break
-        err = _error(check)
+
+def _verdict(solutions: list[Any], check: Any, *, crash: str, timed_out: str,
+             full: bool) -> tuple[bool, str]:
+    """``(passed, message)`` of one exercise from its executed solution and check cells."""
+    failure, undefined = "", False
+    for cell in solutions:
+        err = _error(cell)
         if err and err[0] in ("KeyboardInterrupt", "Timeout"):
-            err = ("Timeout", "the check cell " + timed_out)
-        if err and not failure:
-            failure = _message(*err)
+            failure = "the solution cell " + timed_out
+            break
+        if err:
+            failure = "the solution cell raised " + _message(*err)
             undefined = _uses_undefined_name(*err)
-        elif err:
-            failure += "; then the check failed: " + _message(*err)
-        if not ran and not err:
-            failure = crash or "the check cell did not run"
-        if failure and undefined and not full:
-            failure += " " + FULL_HINT
-        results.append(Result(str(path), chapter, ex.label, not failure, failure))
-    return results
+            break
+    err = _error(check)
+    if err and err[0] in ("KeyboardInterrupt", "Timeout"):
+        err = ("Timeout", "the check cell " + timed_out)
+    if err and not failure:
+        failure = _message(*err)
+        undefined = _uses_undefined_name(*err)
+    elif err:
+        failure += "; then the check failed: " + _message(*err)
+    # nbclient records the time of the kernel's reply to each cell it finished
+    ran = "shell.execute_reply" in check.get("metadata", {}).get("execution", {})
+    if not ran and not err:
+        failure = crash or "the check cell did not run"
+    if failure and undefined and not full:
+        failure += " " + FULL_HINT
+    return not failure, failure
 
 
 def _report_lines(results: list[Result], width_chapter: int = 22,
