@@ -128,22 +128,34 @@ def _check_residual_case(residual_forward: Callable[..., np.ndarray],
 
 # -- per-layer gradient norms -------------------------------------------------------
 
-def _norms_model() -> tuple[Sequential, list[Dense]]:
+def _norms_models() -> list[tuple[Sequential, list[Dense]]]:
+    """Two models after a backward pass, with their Dense layers in forward order.
+
+    The first has a LayerNorm inside its residual block (its gain is also called
+    "weight", but it is no Dense layer) and a Dense layer without bias; the second
+    starts with its residual block and has other sizes, so that no layout is
+    hard-coded. The weights are scaled so that the norms differ a lot from layer
+    to layer, and the order shows.
+    """
     rng = np.random.default_rng(506)
     dense = [Dense(3, 5, rng=rng), Dense(5, 5, rng=rng), Dense(5, 5, bias=False, rng=rng),
              Dense(5, 1, rng=rng)]
-    # a LayerNorm inside the block: its gain is also called "weight", but it is no Dense layer
-    model = Sequential(dense[0], ReLU(),
+    first = Sequential(dense[0], ReLU(),
                        Residual(Sequential(LayerNorm(5), dense[1], ReLU(), dense[2])),
                        ReLU(), dense[3])
-    # make the norms differ a lot from layer to layer, so that the order shows
-    for k, layer in enumerate(dense):
-        layer.weight.value *= 3.0 ** k
-    x = rng.standard_normal((8, 3))
-    grad = rng.standard_normal((8, 1))
-    model.forward(x)
-    model.backward(grad)
-    return model, dense
+    dense2 = [Dense(4, 4, rng=rng), Dense(4, 4, rng=rng), Dense(4, 6, rng=rng),
+              Dense(6, 2, rng=rng)]
+    second = Sequential(Residual(Sequential(dense2[0], ReLU(), dense2[1])), dense2[2], ReLU(),
+                        dense2[3])
+    out = []
+    for model, layers, base, n_in, n_out in ((first, dense, 3.0, 3, 1),
+                                             (second, dense2, 0.4, 4, 2)):
+        for k, layer in enumerate(layers):
+            layer.weight.value *= base ** k
+        model.forward(rng.standard_normal((8, n_in)))
+        model.backward(rng.standard_normal((8, n_out)))
+        out.append((model, layers))
+    return out
 
 
 def check_dense_gradient_norms(dense_gradient_norms: Callable[[Layer], object]) -> None:
@@ -154,8 +166,14 @@ def check_dense_gradient_norms(dense_gradient_norms: Callable[[Layer], object]) 
     inside ``Residual`` blocks included, read from ``.grad`` (after a backward
     pass) and without changing any gradient.
     """
+    for model, dense in _norms_models():
+        _check_norms_case(dense_gradient_norms, model, dense)
+    passed("dense_gradient_norms: every Dense layer, in order (two models).")
+
+
+def _check_norms_case(dense_gradient_norms: Callable[[Layer], object], model: Sequential,
+                      dense: list[Dense]) -> None:
     what = "dense_gradient_norms(model)"
-    model, dense = _norms_model()
     grads_before = [p.grad.copy() for p in model.parameters()]
     values_before = [p.value.copy() for p in model.parameters()]
     result = run_learner_code(dense_gradient_norms, model, what=what)
@@ -173,9 +191,9 @@ def check_dense_gradient_norms(dense_gradient_norms: Callable[[Layer], object]) 
         named_weight = sum(name.endswith("weight") for name, _ in model.named_parameters())
         hint = ""
         if len(norms) == top:
-            hint = (" You found only the top-level Dense layers; two more sit inside a "
-                    "Residual block. Walk model.modules(), which visits every layer at any "
-                    "depth.")
+            hint = (f" You found only the top-level Dense layers; {len(dense) - top} more sit "
+                    "inside a Residual block. Walk model.modules(), which visits every layer at "
+                    "any depth.")
         elif len(norms) == named_weight:
             hint = (" A LayerNorm's gain is also called 'weight': choose the layers by type, "
                     "isinstance(layer, Dense), not the parameters by name.")
@@ -201,7 +219,6 @@ def check_dense_gradient_norms(dense_gradient_norms: Callable[[Layer], object]) 
         assert_close(norms, expected, what=what,
                      hint="For each Dense layer in model.modules(), compute "
                           "np.linalg.norm(layer.weight.grad).")
-    passed("dense_gradient_norms: every Dense layer, in order.")
 
 
 # -- the pre-LN residual block ------------------------------------------------------
