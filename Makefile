@@ -38,7 +38,7 @@ TEST_JOBS := REGMLP_JOBS=1
 MATHJAX_SRC = $(shell $(VENV)/bin/python -c "import mathjax, pathlib; print(pathlib.Path(mathjax.__file__).parent / 'static/mathjax/es5')")
 MATHJAX_DIR := _build/mathjax-static/mathjax
 
-.PHONY: help venv mathjax book test chromium exercises strip replicate torch parity bench clean distclean
+.PHONY: help venv mathjax book test chromium exercises grade strip replicate torch parity bench clean distclean
 
 help:
 	@echo "make book       build the book into _build/html (open _build/html/index.html)"
@@ -46,6 +46,7 @@ help:
 	@echo "make venv       create .venv with the package and its [test] extra"
 	@echo "make chromium   install Debian's chromium for the browser test (root)"
 	@echo "make exercises  write learner notebooks (solutions as stubs) to _build/exercises"
+	@echo "make grade      grade the notebooks in _build/exercises (GRADE_ARGS=--full: run all cells)"
 	@echo "make strip      remove outputs from chapters/*.ipynb before committing"
 	@echo "make replicate  run every chapter with new random seeds (SEEDS=\"10 11 12 13 14\" to choose)"
 	@echo "make parity     install torch $(TORCH_VERSION) and compare regmlp with PyTorch"
@@ -109,6 +110,12 @@ chromium:
 # The learner version of every chapter: solutions replaced by stubs.
 exercises: venv
 	$(RUN) python tools/make_exercises.py chapters _build/exercises
+
+# Grade a learner's notebooks: each exercise's solution and check cells, PASS/FAIL per exercise.
+# The learner notebooks are written once (never overwritten: they hold the learner's work).
+grade: venv
+	@test -d _build/exercises || $(MAKE) exercises
+	$(RUN) $(ONE_THREAD) python -m regmlp.exercises grade $(GRADE_ARGS) _build/exercises/*.ipynb
 
 strip: venv
 	$(RUN) python tools/strip_outputs.py chapters/*.ipynb

@@ -76,8 +76,48 @@ def standardize_stub(x_train, x_new):
     raise NotImplementedError
 
 
-def test_standardize_accepts_the_solution(capsys):
-    check_standardize(standardize)
+def standardize_threshold(x_train, x_new):
+    """Treats a column with a small (not zero) spread as constant."""
+    mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
+    scale = np.where(scale < 1e-2, 1.0, scale)
+    return (x_train - mean) / scale, (x_new - mean) / scale
+
+
+def standardize_column_3_constant(x_train, x_new):
+    """Knows which column of the first case is constant, instead of testing for it."""
+    mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
+    scale[3:4] = 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (x_train - mean) / scale, (x_new - mean) / scale
+
+
+def standardize_words(x_train, x_new):
+    return "scaled", "new"
+
+
+# Other correct solutions: a loop over columns, and a multiply by the reciprocal.
+def standardize_loop(x_train, x_new):
+    out_train, out_new = np.empty_like(x_train), np.empty_like(x_new)
+    for j in range(x_train.shape[1]):
+        col = x_train[:, j]
+        mean = sum(col) / len(col)
+        std = (sum((v - mean) ** 2 for v in col) / len(col)) ** 0.5
+        scale = std if np.ptp(col) > 0 else 1.0
+        out_train[:, j] = (col - mean) / scale
+        out_new[:, j] = (x_new[:, j] - mean) / scale
+    return out_train, out_new
+
+
+def standardize_reciprocal(x_train, x_new):
+    mean = x_train.mean(axis=0, keepdims=True)
+    std = x_train.std(axis=0, keepdims=True)
+    inv = np.divide(1.0, std, out=np.ones_like(std), where=std > 0)
+    return [(x_train - mean) * inv, ((x_new - mean) * inv).tolist()]
+
+
+@pytest.mark.parametrize("solution", [standardize, standardize_loop, standardize_reciprocal])
+def test_standardize_accepts_the_solution(solution, capsys):
+    check_standardize(solution)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -91,6 +131,9 @@ def test_standardize_accepts_the_solution(capsys):
     (standardize_centre_only, "did not scale"),
     (standardize_one_output, "must return a pair"),
     (standardize_stub, "not written yet"),
+    (standardize_threshold, "small, but not 0"),
+    (standardize_column_3_constant, "holds NaN or inf. Column 0 of x_train is constant"),
+    (standardize_words, "must be an array of numbers"),
 ])
 def test_standardize_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
@@ -170,7 +213,38 @@ def ridge_stub(x, y, lams):
     raise NotImplementedError("write me")
 
 
-@pytest.mark.parametrize("solution", [ridge_path, ridge_path_solve])
+def ridge_sorted_lams(x, y, lams):
+    return ridge_path(x, y, sorted(lams))
+
+
+def ridge_columns_for_n(x, y, lams):
+    """Uses d, the number of columns, where n belongs."""
+    return _augmented(x, y, lams, lambda n, lam: x.shape[1] * lam / 2, False)
+
+
+def ridge_centres_in_place(x, y, lams):
+    x -= x.mean(axis=0)
+    return ridge_path(x, y, lams)
+
+
+def ridge_dict(x, y, lams):
+    w, b = ridge_path(x, y, lams)
+    return {"weights": w, "intercepts": b}
+
+
+def ridge_lstsq(x, y, lams):
+    """Another correct solution: least squares on data augmented with sqrt(n lam / 2) I."""
+    n, d = x.shape
+    xc, yc = x - x.mean(axis=0), (y - y.mean())[:, 0]
+    ws = []
+    for lam in lams:
+        a = np.vstack([xc, np.sqrt(n * lam / 2) * np.eye(d)])
+        ws.append(np.linalg.lstsq(a, np.concatenate([yc, np.zeros(d)]), rcond=None)[0])
+    ws = np.array(ws)
+    return ws, [float(y.mean() - x.mean(axis=0) @ w) for w in ws]
+
+
+@pytest.mark.parametrize("solution", [ridge_path, ridge_path_solve, ridge_lstsq])
 def test_ridge_path_accepts_the_solutions(solution, capsys):
     check_ridge_path(solution)
     assert capsys.readouterr().out.startswith("Correct:")
@@ -185,6 +259,10 @@ def test_ridge_path_accepts_the_solutions(solution, capsys):
     (ridge_transposed, r"expected \(len\(lams\), d\)"),
     (ridge_wrong_centring, "lam = 0"),
     (ridge_stub, "not written yet"),
+    (ridge_sorted_lams, "in sorted order"),
+    (ridge_columns_for_n, "number of columns d where the number of rows n"),
+    (ridge_centres_in_place, "changed its input x in place"),
+    (ridge_dict, "must return a pair"),
 ])
 def test_ridge_path_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):

@@ -93,7 +93,43 @@ def adamw_stub(w, g, m, v, t, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=
     raise NotImplementedError
 
 
-@pytest.mark.parametrize("solution", [adamw_step, adamw_step_with_package])
+def adamw_default_betas(w, g, m, v, t, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    return adamw_step(w, g, m, v, t, lr=lr, eps=eps, weight_decay=weight_decay)
+
+
+def adamw_default_eps(w, g, m, v, t, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    return adamw_step(w, g, m, v, t, lr=lr, betas=betas, weight_decay=weight_decay)
+
+
+def adamw_eps_inside(w, g, m, v, t, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    beta1, beta2 = betas
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g**2
+    m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+    return w - lr * weight_decay * w - lr * m_hat / np.sqrt(v_hat + eps), m, v
+
+
+def adamw_fixed_lr(w, g, m, v, t, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    return adamw_step(w, g, m, v, t, lr=0.1, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def adamw_shrink_first_in_place(w, g, m, v, t, *, lr, betas=(0.9, 0.999), eps=1e-8,
+                                weight_decay=0.01):
+    """Another correct solution, PyTorch's order: shrink w, then the Adam step, in place."""
+    beta1, beta2 = betas
+    w *= 1 - lr * weight_decay
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    step_size = lr / (1 - beta1**t)
+    denom = np.sqrt(v) / np.sqrt(1 - beta2**t) + eps
+    w -= step_size * m / denom
+    return w, m, v
+
+
+@pytest.mark.parametrize("solution", [adamw_step, adamw_step_with_package,
+                                      adamw_shrink_first_in_place])
 def test_adamw_step_accepts_the_solutions(solution, capsys):
     check_adamw_step(solution)
     assert capsys.readouterr().out.startswith("Correct:")
@@ -109,6 +145,10 @@ def test_adamw_step_accepts_the_solutions(solution, capsys):
     (adamw_wrong_v, "plain Adam"),
     (adamw_returns_w_only, "must return a triple"),
     (adamw_stub, "not written yet"),
+    (adamw_default_betas, "ignores the betas argument"),
+    (adamw_default_eps, "ignores the eps argument"),
+    (adamw_eps_inside, "eps is inside the square root"),
+    (adamw_fixed_lr, r"With lr=0\.05, betas=\(0\.8, 0\.99\).*Use every argument as given"),
 ])
 def test_adamw_step_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
@@ -150,8 +190,43 @@ def mask_stub(state):
     raise NotImplementedError
 
 
-def test_decay_mask_accepts_the_solution(capsys):
-    check_decay_mask(decay_mask)
+def mask_arrays(state):
+    """Element-wise masks instead of one decision per array."""
+    return {name: np.full(value.shape, value.ndim >= 2) for name, value in state.items()}
+
+
+def mask_pops(state):
+    names = list(state)
+    return {name: state.pop(name).ndim >= 2 for name in names}
+
+
+def mask_chapter_names(state):
+    """Knows the LayerNorm names of the chapter's model instead of looking at the arrays."""
+    layernorm = {"1.weight", "1.bias", "3.block.0.weight", "3.block.0.bias"}
+    return {name: name.endswith("weight") and name not in layernorm for name in state}
+
+
+def mask_square_or_wide(state):
+    """Decides by the number of columns: a Dense layer with one output looks like a vector."""
+    return {name: value.ndim >= 2 and value.shape[1] > 1 for name, value in state.items()}
+
+
+# Other correct solutions: by the last part of the name and the shape; a loop with np.ndim.
+def mask_name_and_shape(state):
+    return {name: name.rsplit(".", 1)[-1] == "weight" and value.ndim > 1
+            for name, value in state.items()}
+
+
+def mask_loop(state):
+    out = {}
+    for name in sorted(state):
+        out[name] = bool(np.ndim(state[name]) >= 2)
+    return out
+
+
+@pytest.mark.parametrize("solution", [decay_mask, mask_name_and_shape, mask_loop])
+def test_decay_mask_accepts_the_solution(solution, capsys):
+    check_decay_mask(solution)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -163,6 +238,10 @@ def test_decay_mask_accepts_the_solution(capsys):
     (mask_missing_keys, "missing"),
     (mask_list, "must return a dict"),
     (mask_stub, "not written yet"),
+    (mask_arrays, r"\['0.weight'\] is an ndarray of shape \(5, 8\).*must be True or False"),
+    (mask_pops, "changed its input state in place"),
+    (mask_chapter_names, r"'0.weight' \(a LayerNorm gain\).*Decide by the array's shape"),
+    (mask_square_or_wide, r"'4.weight' \(a Dense weight matrix\).*must be\s+decayed"),
 ])
 def test_decay_mask_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):

@@ -100,7 +100,36 @@ def fwd_stub(x, p, rng, training=True):
     raise NotImplementedError("Exercise: replace this line with your code.")
 
 
-@pytest.mark.parametrize("solution", [dropout_forward, fwd_binomial])
+def fwd_one_draw(x, p, rng, training=True):
+    """One random number for the whole array."""
+    if not training:
+        return x
+    return x * (rng.random() >= p) / (1 - p)
+
+
+def fwd_two_axes(x, p, rng, training=True):
+    """A mask for matrices only: fails on an input with three axes."""
+    if not training:
+        return x
+    return x * (rng.random((x.shape[0], x.shape[1])) >= p) / (1 - p)
+
+
+# Other correct solutions: np.where with the keep test written the other way round, and a
+# float32 mask multiplied by the reciprocal of 1 - p.
+def fwd_where(x, p, rng, training=True):
+    if not training:
+        return x.copy()
+    return np.where(rng.random(x.shape) < 1 - p, x / (1 - p), 0.0)
+
+
+def fwd_float_mask(x, p, rng, training=True):
+    if not training:
+        return x
+    mask = (rng.random(x.shape, dtype=np.float32) >= p).astype(x.dtype)
+    return x * mask * (1.0 / (1.0 - p))
+
+
+@pytest.mark.parametrize("solution", [dropout_forward, fwd_binomial, fwd_where, fwd_float_mask])
 def test_forward_accepts_the_solution(solution, capsys):
     check_dropout_forward(solution)
     assert capsys.readouterr().out.startswith("Correct:")
@@ -129,6 +158,8 @@ def test_forward_accepts_the_package_layer(capsys):
     (fwd_returns_mask, r"returned a tuple of 2 items"),
     (fwd_hard_coded_p, r"with p=0.6 kept \d+\.\d% of the entries.*about 40\.0%"),
     (fwd_stub, r"not written yet"),
+    (fwd_one_draw, r"(kept|dropped) every entry of x: one random number"),
+    (fwd_two_axes, r"with p=0.6 raised ValueError"),
 ])
 def test_forward_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
@@ -175,8 +206,28 @@ def bwd_stub(grad_out, mask, p):
     raise NotImplementedError("Exercise: replace this line with your code.")
 
 
-def test_backward_accepts_the_solution(capsys):
-    check_dropout_backward(dropout_backward)
+def bwd_fixed_p(grad_out, mask, p):
+    return grad_out * mask / 0.6
+
+
+def bwd_over_p(grad_out, mask, p):
+    return grad_out * mask / p
+
+
+# Other correct solutions: np.where, and a boolean-indexed assignment.
+def bwd_where(grad_out, mask, p):
+    return np.where(mask, grad_out / (1 - p), 0.0)
+
+
+def bwd_indexed(grad_out, mask, p):
+    out = np.zeros_like(grad_out)
+    out[mask] = grad_out[mask] * (1 / (1 - p))
+    return out
+
+
+@pytest.mark.parametrize("solution", [dropout_backward, bwd_where, bwd_indexed])
+def test_backward_accepts_the_solution(solution, capsys):
+    check_dropout_backward(solution)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -186,9 +237,11 @@ def test_backward_accepts_the_solution(capsys):
     (bwd_no_scale, r"1 / \(1 - p\) is missing"),
     (bwd_inverted_mask, r"dropped entries instead of the kept"),
     (bwd_times_keep, r"Divide by 1 - p rather than multiplying"),
-    (bwd_sign, r"dropout_backward\(grad_out, mask, p\) is wrong \(largest difference"),
-    (bwd_in_place, r"changed grad_out or mask in place"),
+    (bwd_sign, r"dropout_backward\(grad_out, mask, p\) with p=0.4 is wrong \(largest"),
+    (bwd_in_place, r"changed its input grad_out in place"),
     (bwd_stub, r"not written yet"),
+    (bwd_fixed_p, r"with p=0.75 is wrong. You divided by 0.6"),
+    (bwd_over_p, r"You divided by p; divide by the keep probability"),
 ])
 def test_backward_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
@@ -267,7 +320,75 @@ def mc_stub(model, x, n_samples=100):
     raise NotImplementedError("Exercise: replace this line with your code.")
 
 
-@pytest.mark.parametrize("solution", [mc_dropout_predict, mc_vectorised])
+def mc_global_flag(model, x, n_samples=100):
+    """Restores one flag for the whole model (right only when all layers share it)."""
+    was = model.training
+    model.train()
+    try:
+        outs = np.stack([model.forward(x) for _ in range(n_samples)])
+    finally:
+        model.train(was)
+    return outs.mean(axis=0), outs.std(axis=0)
+
+
+def mc_no_finally(model, x, n_samples=100):
+    flags = [(m, m.training) for m in model.modules()]
+    model.train()
+    outs = np.stack([model.forward(x) for _ in range(n_samples)])
+    for m, training in flags:
+        m.training = training
+    return outs.mean(axis=0), outs.std(axis=0)
+
+
+def mc_eval_mean(model, x, n_samples=100):
+    """The eval-mode output as the mean (right only when the output is linear in the mask)."""
+    _, std = mc_dropout_predict(model, x, n_samples)
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    mean = model.forward(x)
+    for m, training in flags:
+        m.training = training
+    return mean, std
+
+
+def mc_fixed_samples(model, x, n_samples=100):
+    return mc_dropout_predict(model, x, 100)
+
+
+# Other correct solutions: switch only the Dropout layers; a running (Welford) mean and variance.
+def mc_only_dropout_layers(model, x, n_samples=100):
+    from regmlp.layers import Dropout as DropoutLayer
+
+    layers = [m for m in model.modules() if isinstance(m, DropoutLayer)]
+    saved = [m.training for m in layers]
+    for m in layers:
+        m.training = True
+    try:
+        outs = [model(x) for _ in range(n_samples)]
+    finally:
+        for m, flag in zip(layers, saved, strict=True):
+            m.training = flag
+    return np.mean(outs, axis=0), np.std(outs, axis=0)
+
+
+def mc_welford(model, x, n_samples=100):
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.train()
+        mean, m2 = 0.0, 0.0
+        for k in range(1, n_samples + 1):
+            out = model.forward(x)
+            delta = out - mean
+            mean = mean + delta / k
+            m2 = m2 + delta * (out - mean)
+    finally:
+        for m, training in flags:
+            m.training = training
+    return mean, np.sqrt(m2 / n_samples)
+
+
+@pytest.mark.parametrize("solution", [mc_dropout_predict, mc_vectorised, mc_only_dropout_layers,
+                                      mc_welford])
 def test_mc_accepts_the_solution(solution, capsys):
     check_mc_dropout(solution)
     assert capsys.readouterr().out.startswith("Correct:")
@@ -275,12 +396,16 @@ def test_mc_accepts_the_solution(solution, capsys):
 
 @pytest.mark.parametrize(("wrong", "message"), [
     (mc_eval_mode, r"std = 0 for every example.*dropout was switched off"),
-    (mc_no_restore, r"evaluation\s+mode before the call and is not afterwards"),
-    (mc_always_eval_after, r"training\s+mode before the call and is not afterwards"),
+    (mc_no_restore, r"did not restore the layers' modes \(on a model in evaluation mode\)"),
+    (mc_always_eval_after, r"did not restore the layers' modes \(on a model whose layers were"),
     (mc_variance, r"looks like the variance"),
     (mc_wrong_axis, r"mean of shape \(4000, 1\), expected \(6, 1\).*axis 0"),
     (mc_unscaled, r"mean that is off by"),
     (mc_stub, r"not written yet"),
+    (mc_global_flag, r"modes \(on a model whose layers were in mixed modes\)"),
+    (mc_no_finally, r"did not restore the layers' modes when a forward pass raised"),
+    (mc_eval_mean, r"mean that is off.*Your mean is the evaluation-mode output"),
+    (mc_fixed_samples, r"ran 100 forward passes, but n_samples=4000"),
 ])
 def test_mc_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):

@@ -71,8 +71,41 @@ def stop_stub(valid_losses, patience, min_delta=0.0):
     raise NotImplementedError("Exercise: replace this line with your code.")
 
 
-def test_should_stop_accepts_the_solution(capsys):
-    check_should_stop(should_stop)
+def stop_default_delta(valid_losses, patience, min_delta=0.1):
+    """A default of its own for min_delta (the checker leaves min_delta=0 to the default)."""
+    return should_stop(valid_losses, patience, min_delta)
+
+
+def stop_sorts(valid_losses, patience, min_delta=0.0):
+    answer = should_stop(valid_losses, patience, min_delta)
+    valid_losses.sort()
+    return answer
+
+
+# Other correct solutions: the same rule as `best - loss > min_delta` (the form that failed on
+# near-ties when the curves were rounded to two decimals), and one that tracks the index of
+# the last improvement instead of a counter.
+def stop_difference_form(valid_losses, patience, min_delta=0.0):
+    best, wait, improved = math.inf, 0, False
+    for loss in valid_losses:
+        improved = best - loss > min_delta
+        wait = 0 if improved else wait + 1
+        best = loss if improved else best
+    return not improved and wait >= patience
+
+
+def stop_by_index(valid_losses, patience, min_delta=0.0):
+    best, best_at = math.inf, -1
+    for i, loss in enumerate(valid_losses):
+        if loss < best - min_delta:
+            best, best_at = loss, i
+    last = len(valid_losses) - 1
+    return best_at != last and last - best_at >= patience
+
+
+@pytest.mark.parametrize("solution", [should_stop, stop_difference_form, stop_by_index])
+def test_should_stop_accepts_the_solution(solution, capsys):
+    check_should_stop(solution)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -80,13 +113,15 @@ def test_should_stop_accepts_the_solution(capsys):
     (_variant(late=1), r"returned False, expected True.*patience counts the epochs in a row"),
     (_variant(late=-1), r"returned True, expected False.*patience counts the epochs in a row"),
     (_variant(ties=True), r"EQUAL to the best is not an improvement.*not <="),
-    (_variant(no_delta=True), r"min_delta=0\.1.*do not count"),
+    (_variant(no_delta=True), r"min_delta=0\.125.*do not count"),
     (_variant(running_min=True), r"move `best` only when an epoch counts as an improvement"),
     (_variant(previous=True), r"beat the BEST loss so far, not merely the previous"),
     (stop_min_window, r"should_stop\(\[2\.0\], patience=0.*patience=0 means"),
     (stop_returns_none, r"returned None \(NoneType\); return True or False"),
-    (stop_pops, r"changed the list it was given"),
+    (stop_pops, r"changed its input valid_losses in place"),
     (stop_stub, r"not written yet"),
+    (stop_default_delta, r"min_delta=0\) returned (True|False), expected"),
+    (stop_sorts, r"changed its input valid_losses in place"),
 ])
 def test_should_stop_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
@@ -178,7 +213,64 @@ def loop_stub(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.
     raise NotImplementedError("Exercise: replace this line with your code.")
 
 
-@pytest.mark.parametrize("solution", [train_with_early_stopping, with_package_callback])
+def loop_ignores_max_epochs(model, train_epoch, valid_loss, max_epochs, patience,
+                            min_delta=0.0):
+    return train_with_early_stopping(model, train_epoch, valid_loss, 10**6, patience,
+                                     min_delta)
+
+
+def loop_first_layer_only(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.0):
+    """Saves and restores the first layer only."""
+    best, best_epoch, saved, wait = math.inf, None, None, 0
+    for epoch in range(max_epochs):
+        train_epoch(model)
+        loss = valid_loss(model)
+        wait += 1
+        if loss < best - min_delta:
+            best, best_epoch, wait = loss, epoch, 0
+            saved = [p.value.copy() for p in model[0].parameters()]
+        elif wait >= patience:
+            break
+    for p, v in zip(model[0].parameters(), saved, strict=True):
+        p.value[...] = v
+    return best_epoch
+
+
+def loop_ties_improve(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.0):
+    best, best_epoch, best_state, wait = math.inf, None, None, 0
+    for epoch in range(max_epochs):
+        train_epoch(model)
+        loss = valid_loss(model)
+        wait += 1
+        if loss <= best - min_delta:
+            best, best_epoch, best_state, wait = loss, epoch, model.state_dict(), 0
+        elif wait >= patience:
+            break
+    model.load_state_dict(best_state)
+    return best_epoch
+
+
+def loop_copies_values(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.0):
+    """Another correct solution: copies of the arrays, written back in place, a while loop."""
+    params = model.parameters()
+    best, best_epoch, saved, epoch, wait = float("inf"), -1, None, 0, 0
+    while epoch < max_epochs:
+        train_epoch(model)
+        loss = valid_loss(model)
+        epoch += 1
+        if best - loss > min_delta:
+            best, best_epoch, saved, wait = loss, epoch - 1, [p.value.copy() for p in params], 0
+        else:
+            wait += 1
+            if wait >= patience:
+                break
+    for p, value in zip(params, saved, strict=True):
+        p.value[...] = value
+    return best_epoch
+
+
+@pytest.mark.parametrize("solution", [train_with_early_stopping, with_package_callback,
+                                      loop_copies_values])
 def test_restore_best_accepts_the_solution(solution, capsys):
     check_restore_best(solution)
     assert capsys.readouterr().out.startswith("Correct:")
@@ -191,11 +283,14 @@ def test_restore_best_accepts_the_solution(solution, capsys):
      r"LAST epoch \(5\).*also when the loop ends without early stopping firing"),
     (_loop(late=1), r"trained 10 epoch\(s\), expected 9.*stop after epoch 8"),
     (_loop(late=-1), r"trained 8 epoch\(s\), expected 9"),
-    (_loop(no_delta=True), r"min_delta=0\.1\) trained 6 epoch\(s\), expected 4"),
+    (_loop(no_delta=True), r"min_delta=0\.125\) trained 6 epoch\(s\), expected 4"),
     (_loop(snapshot_before_training=True), r"weights of epoch 4, not those of the best epoch 5"),
     (_loop(returns=lambda best, last: last), r"returned 8; it should return the best epoch, 5"),
     (_loop(returns=lambda best, last: best + 1), r"returned 6; it should return the best"),
     (loop_stub, r"not written yet"),
+    (loop_ignores_max_epochs, r"train_epoch was called more than max_epochs=6 times: train at"),
+    (loop_first_layer_only, r"left the model with weights that no epoch produced"),
+    (loop_ties_improve, r"trained 6 epoch\(s\), expected 5.*case: a plateau"),
 ])
 def test_restore_best_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):

@@ -87,8 +87,44 @@ def stub_backward(grad_out, x, gamma, eps=1e-5):
     raise NotImplementedError("Exercise: replace this line with your code.")
 
 
-def test_backward_accepts_the_solution(capsys):
-    check_layernorm_backward(layernorm_backward)
+def bwd_fixed_eps(grad_out, x, gamma, eps=1e-5):
+    return layernorm_backward(grad_out, x, gamma, 1e-5)
+
+
+def bwd_centres_x_in_place(grad_out, x, gamma, eps=1e-5):
+    x -= x.mean(axis=-1, keepdims=True)
+    return layernorm_backward(grad_out, x, gamma, eps)
+
+
+# Other correct solutions: node by node (the graph reversed), and the compact formula
+# written with sums over the row and 1/D instead of means.
+def bwd_node_by_node(grad_out, x, gamma, eps=1e-5):
+    d = x.shape[-1]
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu
+    var = (xc ** 2).mean(axis=-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(var + eps)
+    xhat = xc * rstd
+    dxhat = grad_out * gamma
+    dvar = (dxhat * xc).sum(axis=-1, keepdims=True) * -0.5 * rstd ** 3
+    dmu = -(dxhat * rstd).sum(axis=-1, keepdims=True) - 2.0 * dvar * xc.mean(axis=-1,
+                                                                               keepdims=True)
+    dx = dxhat * rstd + dvar * 2.0 * xc / d + dmu / d
+    return dx, (grad_out * xhat).sum(axis=0), grad_out.sum(axis=0)
+
+
+def bwd_sums(grad_out, x, gamma, eps=1e-5):
+    d = x.shape[1]
+    xhat = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + eps)
+    g = grad_out * gamma
+    dx = (d * g - g.sum(1, keepdims=True) - xhat * (g * xhat).sum(1, keepdims=True))
+    dx = dx / (d * np.sqrt(x.var(1, keepdims=True) + eps))
+    return [dx, np.einsum("nd,nd->d", grad_out, xhat), grad_out.sum(0)]
+
+
+@pytest.mark.parametrize("solution", [layernorm_backward, bwd_node_by_node, bwd_sums])
+def test_backward_accepts_the_solution(solution, capsys):
+    check_layernorm_backward(solution)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -101,9 +137,11 @@ def test_backward_accepts_the_solution(capsys):
     (bwd_dgamma_with_x, r"dgamma is wrong.*You multiplied by x"),
     (bwd_no_sum, r"dgamma of shape \(5, 7\).*sum over axis 0"),
     (bwd_dbeta_mean, r"dbeta is wrong.*grad_out.sum\(axis=0\)"),
-    (bwd_two_outputs, r"must return three arrays.*length 2"),
+    (bwd_two_outputs, r"must return a triple \(dx, dgamma, dbeta\).*length 2"),
     (bwd_sign, r"dx is wrong \(largest difference"),
     (stub_backward, r"not written yet"),
+    (bwd_fixed_eps, r"eps=0\.25 here: use the eps you are given"),
+    (bwd_centres_x_in_place, r"changed its input x in place"),
 ])
 def test_backward_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):

@@ -28,8 +28,37 @@ def residual_backward(grad_out, block):
     return grad_out + block.backward(grad_out)
 
 
-def test_residual_accepts_the_solution(capsys):
-    check_residual(residual_forward, residual_backward)
+def forward_in_place(x, block):
+    """Right output, but x is changed, and the block's cached input with it."""
+    x += block.forward(x)
+    return x
+
+
+def backward_zeroes_first(grad_out, block):
+    block.zero_grad()
+    return grad_out + block.backward(grad_out)
+
+
+def backward_in_place(grad_out, block):
+    grad_out += block.backward(grad_out)
+    return grad_out
+
+
+# Other correct solutions: the block called as a function and np.add; the block's
+# gradient kept in a variable and added in the other order.
+def forward_call(x, block):
+    return np.add(block(x), x)
+
+
+def backward_other_order(grad_out, block):
+    through_block = block.backward(grad_out)
+    return through_block + grad_out
+
+
+@pytest.mark.parametrize(("forward", "backward"), [(residual_forward, residual_backward),
+                                                   (forward_call, backward_other_order)])
+def test_residual_accepts_the_solution(forward, backward, capsys):
+    check_residual(forward, backward)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -45,6 +74,9 @@ def test_residual_accepts_the_solution(capsys):
     (residual_forward, lambda g, block: g * block.backward(g), r"residual_backward.*is wrong"),
     (stub, residual_backward, r"residual_forward\(x, block\) is not written yet"),
     (residual_forward, stub, r"residual_backward\(grad_out, block\) is not written yet"),
+    (forward_in_place, residual_backward, r"residual_forward\(x, block\) changed its input x"),
+    (residual_forward, backward_zeroes_first, r"gradients that were already there are gone"),
+    (residual_forward, backward_in_place, r"changed its input grad_out in place"),
 ])
 def test_residual_rejects(forward, backward, message):
     with pytest.raises(AssertionError, match=message):
@@ -88,7 +120,8 @@ def norms_of_weights(model):
 
 
 def norms_with_bias(model):
-    return [np.sqrt(np.sum(m.weight.grad ** 2) + np.sum(m.bias.grad ** 2))
+    return [np.sqrt(np.sum(m.weight.grad ** 2)
+                    + (np.sum(m.bias.grad ** 2) if m.bias is not None else 0.0))
             for m in model.modules() if isinstance(m, Dense)]
 
 
@@ -106,8 +139,44 @@ def norms_max_abs(model):
     return [np.abs(m.weight.grad).max() for m in model.modules() if isinstance(m, Dense)]
 
 
-def test_norms_accept_the_solution(capsys):
-    check_dense_gradient_norms(dense_gradient_norms)
+def norms_by_name(model):
+    """Every parameter called 'weight': right only when the model has no LayerNorm."""
+    return [np.linalg.norm(p.grad) for name, p in model.named_parameters()
+            if name.endswith("weight")]
+
+
+def norms_chapter_layout(model):
+    """Knows where the first test model keeps its Dense layers instead of looking for them."""
+    block = model[2].block
+    return [np.linalg.norm(layer.weight.grad) for layer in (model[0], block[1], block[3],
+                                                            model[4])]
+
+
+def norms_normalised_in_place(model):
+    norms = dense_gradient_norms(model)
+    for m in model.modules():
+        if isinstance(m, Dense):
+            m.weight.grad /= max(norms)
+    return norms
+
+
+# Other correct solutions: an explicit recursion over children(), and np.sqrt of a sum.
+def norms_recursive(model):
+    out = []
+
+    def visit(layer):
+        if isinstance(layer, Dense):
+            out.append(np.sqrt(np.sum(np.square(layer.weight.grad))))
+        for _, child in layer.children():
+            visit(child)
+
+    visit(model)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("solution", [dense_gradient_norms, norms_recursive])
+def test_norms_accept_the_solution(solution, capsys):
+    check_dense_gradient_norms(solution)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -117,10 +186,13 @@ def test_norms_accept_the_solution(capsys):
     (norms_squared, r"squared norms"),
     (norms_of_weights, r"norms of the weights themselves"),
     (norms_with_bias, r"include the bias gradients"),
-    (norms_every_parameter, r"returned 8 norms.*Dense weights only"),
+    (norms_every_parameter, r"returned 9 norms.*Dense weights only"),
     (norms_zeroing, r"changed the parameters' .grad"),
     (norms_max_abs, r"largest difference"),
     (lambda model: "large", r"must return a list or array of numbers"),
+    (norms_by_name, r"returned 5 norms.*LayerNorm's gain is also called 'weight'"),
+    (norms_normalised_in_place, r"changed the parameters' .grad or .value"),
+    (norms_chapter_layout, r"raised (AttributeError|IndexError|TypeError)"),
     (stub, r"not written yet"),
 ])
 def test_norms_reject(wrong, message):
@@ -173,8 +245,26 @@ def not_a_layer(dim, hidden, rng):
     return block.forward
 
 
-def test_pre_ln_accepts_the_solution(capsys):
-    check_pre_ln_block(pre_ln_block)
+def one_layer_fixed_seed(dim, hidden, rng):
+    """The first Dense from rng, the second from a seed of its own."""
+    return Residual(Sequential(LayerNorm(dim), Dense(dim, hidden, rng=rng), ReLU(),
+                               Dense(hidden, dim, rng=0)))
+
+
+def hidden_ten(dim, hidden, rng):
+    return pre_ln_block(dim, 10, rng)
+
+
+# Other correct solution: the branch nested differently, the layers made first.
+def pre_ln_nested(dim, hidden, rng):
+    up, down = Dense(dim, hidden, rng=rng), Dense(hidden, dim, rng=rng)
+    branch = Sequential(LayerNorm(dim), Sequential(up, ReLU()), down)
+    return Residual(branch)
+
+
+@pytest.mark.parametrize("solution", [pre_ln_block, pre_ln_nested])
+def test_pre_ln_accepts_the_solution(solution, capsys):
+    check_pre_ln_block(solution)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -187,6 +277,8 @@ def test_pre_ln_accepts_the_solution(capsys):
     (fixed_seed, r"same block for different rng seeds"),
     (fresh_entropy, r"same seed gave\s+different blocks"),
     (not_a_layer, r"must return a regmlp Layer"),
+    (one_layer_fixed_seed, r"the parameter '.*weight' is the same for different rng seeds"),
+    (hidden_ten, r"dim=4, hidden=3.*has \d+ parameters, expected 39"),
     (stub, r"not written yet"),
 ])
 def test_pre_ln_rejects(wrong, message):

@@ -84,8 +84,54 @@ def choose_returns_series(runs, simplicity):
     return runs.groupby("config")["valid_loss"].mean()
 
 
-def test_choose_config_accepts_the_solution(capsys):
-    check_choose_config(choose_config)
+def choose_strict(runs, simplicity):
+    """`<` for `<=`: differs only when a mean sits exactly on the threshold."""
+    stats = runs.groupby("config")["valid_loss"].agg(["mean", "std", "count"])
+    threshold = stats["mean"].min() + (stats["std"] / np.sqrt(stats["count"]))[
+        stats["mean"].idxmin()]
+    return next((c for c in simplicity if stats.loc[c, "mean"] < threshold),
+                stats["mean"].idxmin())
+
+
+def choose_adds_a_column(runs, simplicity):
+    runs["mean"] = runs.groupby("config")["valid_loss"].transform("mean")
+    return choose_config(runs, simplicity)
+
+
+# Other correct solutions: plain Python over the rows (statistics.stdev), and a running
+# (Welford) mean and variance per configuration.
+def choose_plain_python(runs, simplicity):
+    import statistics
+
+    losses = {}
+    for config, loss in zip(runs["config"], runs["valid_loss"], strict=True):
+        losses.setdefault(config, []).append(loss)
+    means = {c: statistics.fmean(v) for c, v in losses.items()}
+    best = min(means, key=means.get)
+    se = statistics.stdev(losses[best]) / len(losses[best]) ** 0.5
+    return [c for c in simplicity if means[c] <= means[best] + se][0]
+
+
+def choose_welford(runs, simplicity):
+    acc = {}
+    for row in runs.itertuples():
+        n, mean, m2 = acc.get(row.config, (0, 0.0, 0.0))
+        n += 1
+        delta = row.valid_loss - mean
+        mean += delta / n
+        m2 += delta * (row.valid_loss - mean)
+        acc[row.config] = (n, mean, m2)
+    best = min(acc, key=lambda c: acc[c][1])
+    n, mean, m2 = acc[best]
+    threshold = mean + (m2 / (n - 1)) ** 0.5 / n ** 0.5
+    for c in simplicity:
+        if acc[c][1] <= threshold:
+            return c
+
+
+@pytest.mark.parametrize("solution", [choose_config, choose_plain_python, choose_welford])
+def test_choose_config_accepts_the_solution(solution, capsys):
+    check_choose_config(solution)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -100,6 +146,8 @@ def test_choose_config_accepts_the_solution(capsys):
     (choose_in_sorted_order, "in alphabetical order"),
     (choose_returns_series, "should return the configuration's name"),
     (stub, "not written yet"),
+    (choose_strict, "the rule is mean <= best mean + SE, not <"),
+    (choose_adds_a_column, "changed its input runs in place"),
 ])
 def test_choose_config_rejects(wrong, message):
     with pytest.raises(AssertionError) as info:
@@ -172,8 +220,47 @@ def paired_one_number(runs, config, baseline="baseline"):
     return paired_difference(runs, config, baseline)[0]
 
 
-def test_paired_difference_accepts_the_solution(capsys):
-    check_paired_difference(paired_difference)
+def paired_named_baseline(runs, config, baseline="baseline"):
+    """Ignores the baseline argument and always compares with 'baseline'."""
+    return paired_difference(runs, config, "baseline")
+
+
+def paired_default_dropout(runs, config, baseline="dropout"):
+    return paired_difference(runs, config, baseline)
+
+
+def paired_test_column(runs, config, baseline="baseline"):
+    table = runs.pivot(index="seed", columns="config", values="test_loss")
+    diff = table[config] - table[baseline]
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+
+
+def paired_rounds_in_place(runs, config, baseline="baseline"):
+    runs["valid_loss"] = runs["valid_loss"].round(3)
+    return paired_difference(runs, config, baseline)
+
+
+# Other correct solutions: a merge on the seed; a dict of losses by seed and plain Python.
+def paired_merge(runs, config, baseline="baseline"):
+    a = runs[runs.config == config][["seed", "valid_loss"]]
+    b = runs[runs.config == baseline][["seed", "valid_loss"]]
+    both = a.merge(b, on="seed", suffixes=("_c", "_b"))
+    diff = (both["valid_loss_c"] - both["valid_loss_b"]).to_numpy()
+    return diff.mean(), diff.std(ddof=1) / len(diff) ** 0.5
+
+
+def paired_plain(runs, config, baseline="baseline"):
+    import statistics
+
+    by_seed = {(r.config, r.seed): r.valid_loss for r in runs.itertuples()}
+    seeds = sorted({r.seed for r in runs.itertuples() if r.config == config})
+    diffs = [by_seed[(config, s)] - by_seed[(baseline, s)] for s in seeds]
+    return statistics.fmean(diffs), statistics.stdev(diffs) / len(diffs) ** 0.5
+
+
+@pytest.mark.parametrize("solution", [paired_difference, paired_merge, paired_plain])
+def test_paired_difference_accepts_the_solution(solution, capsys):
+    check_paired_difference(solution)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -184,8 +271,12 @@ def test_paired_difference_accepts_the_solution(capsys):
     (paired_ddof0, "ddof=1"),
     (paired_std, "divides it by sqrt(n_seeds)"),
     (paired_wrong_mean, "Subtract the baseline's validation loss of the same seed"),
-    (paired_one_number, "should return two numbers"),
+    (paired_one_number, "must return a pair (mean, se)"),
     (stub, "not written yet"),
+    (paired_named_baseline, "compared with 'baseline', not with 'weight decay'"),
+    (paired_default_dropout, "compared with 'dropout', not with 'baseline'"),
+    (paired_test_column, "used the 'test_loss' column"),
+    (paired_rounds_in_place, "changed its input runs in place"),
 ])
 def test_paired_difference_rejects(wrong, message):
     with pytest.raises(AssertionError) as info:
@@ -239,8 +330,39 @@ def mdape_lower_median(pred, y, target_mean, target_std):
     return float(errors[(len(errors) - 1) // 2])
 
 
-def test_median_ape_accepts_the_solution(capsys):
-    check_median_ape(median_ape)
+def mdape_fixed_statistics(pred, y, target_mean, target_std):
+    return median_ape(pred, y, 12.02, 0.405)
+
+
+def mdape_first_column(pred, y, target_mean, target_std):
+    return median_ape(pred[:, 0], y[:, 0], target_mean, target_std)
+
+
+def mdape_in_place(pred, y, target_mean, target_std):
+    pred *= target_std
+    pred += target_mean
+    y *= target_std
+    y += target_mean
+    return float(100 * np.median(np.abs(np.exp(pred) - np.exp(y)) / np.exp(y)))
+
+
+# Other correct solutions: the ratio form exp(pred - y) - 1, and percentiles in a loop.
+def mdape_ratio(pred, y, target_mean, target_std):
+    return 100 * float(np.median(np.abs(np.expm1((pred - y) * target_std))))
+
+
+def mdape_sorted(pred, y, target_mean, target_std):
+    errors = sorted(abs(np.exp(p * target_std + target_mean) / np.exp(t * target_std
+                                                                       + target_mean) - 1)
+                    for p, t in zip(np.ravel(pred), np.ravel(y), strict=True))
+    n = len(errors)
+    mid = errors[n // 2] if n % 2 else (errors[n // 2 - 1] + errors[n // 2]) / 2
+    return 100 * float(mid)
+
+
+@pytest.mark.parametrize("solution", [median_ape, mdape_ratio, mdape_sorted])
+def test_median_ape_accepts_the_solution(solution, capsys):
+    check_median_ape(solution)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -252,9 +374,12 @@ def test_median_ape_accepts_the_solution(capsys):
     (mdape_mean, "MEAN absolute percentage error"),
     (mdape_over_prediction, "divided by the predicted price"),
     (mdape_fraction, "that is a fraction"),
-    (mdape_array, "should return one number"),
+    (mdape_array, "must be one number"),
     (mdape_lower_median, "the mean of the two middle values"),
     (stub, "not written yet"),
+    (mdape_fixed_statistics, "Use the target_mean and target_std you are given"),
+    (mdape_first_column, "raised IndexError"),
+    (mdape_in_place, "changed its input pred in place"),
 ])
 def test_median_ape_rejects(wrong, message):
     with pytest.raises(AssertionError) as info:

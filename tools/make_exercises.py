@@ -1,7 +1,11 @@
 """Write the learner version of every chapter: the solutions become stubs.
 
-Usage: ``python tools/make_exercises.py [CHAPTERS_DIR] [OUT_DIR]``
+Usage: ``python tools/make_exercises.py [--force] [CHAPTERS_DIR] [OUT_DIR]``
 (defaults: ``chapters`` and ``_build/exercises``).
+
+A learner notebook already in ``OUT_DIR`` whose solution cells are no longer the
+stubs (the learner has worked in it) is kept, not overwritten, unless ``--force``
+is given; ``python -m regmlp.exercises grade`` grades those notebooks.
 
 In a chapter, an exercise's solution is spread over cells (CONTRIBUTING.md):
 a markdown cell opening ``{solution-start}``, code cells tagged ``solution``
@@ -97,7 +101,22 @@ def learner_notebook(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookN
     return out
 
 
+def has_learner_work(path: Path, fresh: nbformat.NotebookNode) -> bool:
+    """Whether the notebook at ``path`` has solution cells that differ from ``fresh``'s stubs."""
+    if not path.exists():
+        return False
+    old = nbformat.read(path, as_version=4)
+
+    def solutions(nb: nbformat.NotebookNode) -> list[str]:
+        return [c.source for c in nb.cells
+                if c.cell_type == "code" and "solution" in c.get("metadata", {}).get("tags", [])]
+
+    return solutions(old) != solutions(fresh)
+
+
 def main(argv: list[str]) -> int:
+    force = "--force" in argv
+    argv = [a for a in argv if a != "--force"]
     chapters = Path(argv[1] if len(argv) > 1 else "chapters")
     target = Path(argv[2] if len(argv) > 2 else "_build/exercises")
     target.mkdir(parents=True, exist_ok=True)
@@ -109,6 +128,10 @@ def main(argv: list[str]) -> int:
         nb = nbformat.read(path, as_version=4)
         learner = learner_notebook(nb, path.name)
         n_stubs = sum("solution" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+        if not force and has_learner_work(target / path.name, learner):
+            print(f"{target / path.name}: kept, it holds your solutions "
+                  "(--force overwrites it with fresh stubs)")
+            continue
         nbformat.write(learner, target / path.name)
         print(f"{target / path.name}: {n_stubs} solution cell(s) replaced by stubs")
     return 0

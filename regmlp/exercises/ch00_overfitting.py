@@ -16,7 +16,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._common import assert_close, passed, run_learner_code
+from ._common import (
+    as_array,
+    assert_close,
+    call_pure,
+    diagnose,
+    expect_tuple,
+    passed,
+    run_learner_code,
+)
 
 __all__ = ["check_standardize", "check_ridge_path"]
 
@@ -33,20 +41,46 @@ def _scaler(x: np.ndarray, ddof: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return mean, scale
 
 
-def _standardize_data() -> tuple[np.ndarray, np.ndarray]:
-    """A training set and a shifted, wider 'new' set; column 3 is constant in training."""
+def _standardize_cases() -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Training sets and shifted, wider 'new' sets, each with one constant training column.
+
+    The second case has another shape, its constant column elsewhere and a column
+    whose spread is small but not zero (it must be scaled, not treated as constant).
+    Returns ``(x_train, x_new, index of the constant column)`` per case.
+    """
     rng = np.random.default_rng(20110301)
     x_train = rng.normal([10.0, -5.0, 0.5, 0.0], [2.0, 0.1, 30.0, 1.0], size=(24, 4))
     x_train[:, 3] = 7.0
     x_new = rng.normal([13.0, -4.0, 10.0, 9.0], [6.0, 0.3, 60.0, 2.0], size=(9, 4))
-    return x_train, x_new
+    x_train2 = rng.normal([-2.0, 0.0, 3.0], [1.0, 1e-3, 5.0], size=(11, 3))
+    x_train2[:, 0] = -0.25
+    x_new2 = rng.normal([1.0, 0.01, -3.0], [2.0, 0.01, 8.0], size=(5, 3))
+    return [(x_train, x_new, 3), (x_train2, x_new2, 0)]
 
 
-def _as_pair(result: object, what: str) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise AssertionError(f"{what} must return a pair (x_train_scaled, x_new_scaled), "
-                             f"got {type(result).__name__}.")
-    return np.asarray(result[0], dtype=float), np.asarray(result[1], dtype=float)
+def _standardize_diagnoses(x_train: np.ndarray, x_new: np.ndarray) -> list[tuple[tuple, str]]:
+    """The usual wrong answers for one case, with what to tell the learner."""
+    mean, scale = _scaler(x_train)
+    both = np.concatenate([x_train, x_new])
+    mean_all, scale_all = _scaler(both)
+    mean_new, scale_new = _scaler(x_new)
+    mean_1, scale_1 = _scaler(x_train, ddof=1)
+    return [
+        (((x_train - mean_all) / scale_all, (x_new - mean_all) / scale_all),
+         "You computed the mean and standard deviation on all the data (x_train and x_new "
+         "together). That leaks the new data into the preprocessing (test leakage): fit the "
+         "statistics on x_train only and apply those same numbers to x_new."),
+        (((x_train - mean) / scale, (x_new - mean_new) / scale_new),
+         "x_train is right, but x_new was standardised with its own mean and standard "
+         "deviation. New data must be transformed with the *training* statistics, exactly "
+         "as a model in production would see a single new house."),
+        (((x_train - mean_1) / scale_1, (x_new - mean_1) / scale_1),
+         "You used the sample standard deviation (ddof=1). Use the population standard "
+         "deviation, x_train.std(axis=0) with the default ddof=0, as StandardScaler does."),
+        ((x_train - mean, x_new - mean),
+         "You centred the columns but did not scale them: divide by each column's training "
+         "standard deviation too, so that every feature has unit variance in training."),
+    ]
 
 
 def check_standardize(standardize: Callable[[np.ndarray, np.ndarray], tuple]) -> None:
@@ -55,77 +89,68 @@ def check_standardize(standardize: Callable[[np.ndarray, np.ndarray], tuple]) ->
     Both sets must be transformed with the mean and the population standard
     deviation (``ddof=0``) of each column of ``x_train`` only; a column that is
     constant in ``x_train`` is only centred (scale 1). The inputs must not be
-    changed.
+    changed. Two cases of different shapes are tried.
     """
     what = "standardize(x_train, x_new)"
-    x_train, x_new = _standardize_data()
-    train_arg, new_arg = x_train.copy(), x_new.copy()
-    got_train, got_new = _as_pair(run_learner_code(standardize, train_arg, new_arg, what=what),
-                                  what)
-    if not (np.array_equal(train_arg, x_train) and np.array_equal(new_arg, x_new)):
-        raise AssertionError(f"{what} changed its input arrays in place. Compute new arrays "
-                             "(x - mean) / scale instead of writing into x_train or x_new.")
-    for name, got, ref in (("x_train_scaled", got_train, x_train),
-                           ("x_new_scaled", got_new, x_new)):
-        if got.shape != ref.shape:
-            raise AssertionError(f"{name} has shape {got.shape}, expected {ref.shape}: scale "
-                                 "every column (feature) of every row; reduce over axis=0.")
-        if not np.isfinite(got).all():
-            raise AssertionError(
-                f"{name} holds NaN or inf. Column 3 of x_train is constant, so its standard "
-                "deviation is 0 and dividing by it blows up: use a scale of 1 for a column "
-                "that is constant in training (only centre it), as scikit-learn does.")
-
-    mean, scale = _scaler(x_train)
-    want_train, want_new = (x_train - mean) / scale, (x_new - mean) / scale
-    if np.allclose(got_train, want_train) and np.allclose(got_new, want_new):
-        passed("both sets standardised with training statistics only.")
-        return
-
-    both = np.concatenate([x_train, x_new])
-    mean_all, scale_all = _scaler(both)
-    mean_new, scale_new = _scaler(x_new)
-    mean_1, scale_1 = _scaler(x_train, ddof=1)
-    diagnoses = [
-        ((x_train - mean_all) / scale_all, (x_new - mean_all) / scale_all,
-         "You computed the mean and standard deviation on all the data (x_train and x_new "
-         "together). That leaks the new data into the preprocessing (test leakage): fit the "
-         "statistics on x_train only and apply those same numbers to x_new."),
-        (want_train, (x_new - mean_new) / scale_new,
-         "x_train is right, but x_new was standardised with its own mean and standard "
-         "deviation. New data must be transformed with the *training* statistics, exactly "
-         "as a model in production would see a single new house."),
-        ((x_train - mean_1) / scale_1, (x_new - mean_1) / scale_1,
-         "You used the sample standard deviation (ddof=1). Use the population standard "
-         "deviation, x_train.std(axis=0) with the default ddof=0, as StandardScaler does."),
-        (x_train - mean, x_new - mean,
-         "You centred the columns but did not scale them: divide by each column's training "
-         "standard deviation too, so that every feature has unit variance in training."),
-    ]
-    for cand_train, cand_new, message in diagnoses:
-        if np.allclose(got_train, cand_train) and np.allclose(got_new, cand_new):
-            raise AssertionError(f"{what} is wrong. {message}")
     hint = ("For each column j: subtract the mean of x_train[:, j] and divide by its "
             "population standard deviation (reduce over axis=0, the rows), using scale 1 "
-            "for a column that is constant in training.")
-    assert_close(got_train, want_train, what="x_train_scaled", hint=hint)
-    assert_close(got_new, want_new, what="x_new_scaled",
-                 hint="x_new must be transformed with the training mean and scale. " + hint)
+            "only for a column that is constant in training.")
+    for x_train, x_new, constant in _standardize_cases():
+        result = call_pure(standardize, x_train.copy(), x_new.copy(), what=what,
+                           names=("x_train", "x_new"),
+                           hint="(x - mean) / scale, not x -= mean.")
+        got = expect_tuple(result, 2, what=what, names="(x_train_scaled, x_new_scaled)")
+        got_train, got_new = (
+            as_array(g, what=name, shape=ref.shape,
+                     hint="scale every column (feature) of every row; reduce over axis=0.")
+            for g, name, ref in zip(got, ("x_train_scaled", "x_new_scaled"), (x_train, x_new),
+                                    strict=True))
+        for name, arr in (("x_train_scaled", got_train), ("x_new_scaled", got_new)):
+            if not np.isfinite(arr).all():
+                raise AssertionError(
+                    f"{name} holds NaN or inf. Column {constant} of x_train is constant, so its "
+                    "standard deviation is 0 and dividing by it blows up: use a scale of 1 for "
+                    "a column that is constant in training (only centre it), as scikit-learn "
+                    "does.")
+        mean, scale = _scaler(x_train)
+        want = ((x_train - mean) / scale, (x_new - mean) / scale)
+        if np.allclose(got_train, want[0]) and np.allclose(got_new, want[1]):
+            continue
+        diagnose((got_train, got_new), _standardize_diagnoses(x_train, x_new), what=what,
+                 match=lambda a, b: all(np.allclose(u, v) for u, v in zip(a, b, strict=True)))
+        small = [j for j in range(x_train.shape[1])
+                 if j != constant and 0 < x_train[:, j].std() < 1e-2]
+        if small and not np.allclose(got_train[:, small], want[0][:, small]):
+            raise AssertionError(
+                f"{what} is wrong for column {small[0]}, whose training standard deviation is "
+                f"{x_train[:, small[0]].std():.2g}: small, but not 0. Only a column that is "
+                "exactly constant gets scale 1 (test scale == 0, not scale < some threshold).")
+        assert_close(got_train, want[0], what="x_train_scaled", hint=hint)
+        assert_close(got_new, want[1], what="x_new_scaled",
+                     hint="x_new must be transformed with the training mean and scale. " + hint)
+    passed("both sets standardised with training statistics only.")
 
 
 # --------------------------------------------------------------------------
 # Exercise: the ridge path in closed form
 # --------------------------------------------------------------------------
 
-def _ridge_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inputs far from zero mean (so the intercept matters) and a target with offset 3."""
+def _ridge_cases() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Inputs far from zero mean (so the intercept matters), targets with an offset.
+
+    The second case has another shape and its ``lams`` out of order, with 0 in the
+    middle, so that sorting ``lams`` or assuming ``lams[0] == 0`` shows.
+    """
     rng = np.random.default_rng(1996)
     n, d = 30, 4
     x = rng.normal(size=(n, d)) * [1.0, 2.0, 0.5, 3.0] + [2.0, -1.0, 4.0, 0.5]
     x[:, 3] += 0.9 * x[:, 0]                       # correlated columns: shrinkage shows
     y = x @ np.array([[1.5], [-2.0], [0.7], [0.3]]) + 3.0 + 0.5 * rng.normal(size=(n, 1))
     lams = np.array([0.0, 0.05, 0.5, 2.0, 20.0])
-    return x, y, lams
+    x2 = rng.normal(size=(17, 3)) * [0.5, 1.5, 1.0] + [-3.0, 1.0, 2.0]
+    y2 = x2 @ np.array([[-1.0], [0.5], [2.0]]) - 4.0 + 0.3 * rng.normal(size=(17, 1))
+    lams2 = np.array([1.0, 0.0, 0.25])
+    return [(x, y, lams), (x2, y2, lams2)]
 
 
 def _ridge_solve(x: np.ndarray, y: np.ndarray, alpha: float,
@@ -152,75 +177,85 @@ def check_ridge_path(ridge_path: Callable[[np.ndarray, np.ndarray, np.ndarray], 
     For each ``lam`` in ``lams``, the minimiser of
     :math:`\frac1n\sum_i (x_i^\top w + b - y_i)^2 + \frac{\lambda}{2}\lVert w\rVert^2`
     (the intercept :math:`b` is not penalised): ``weights`` of shape
-    ``(len(lams), d)`` and ``intercepts`` of shape ``(len(lams),)``.
+    ``(len(lams), d)`` and ``intercepts`` of shape ``(len(lams),)``. Two cases of
+    different shapes are tried, the second with ``lams`` out of order.
     """
     what = "ridge_path(x, y, lams)"
-    x, y, lams = _ridge_data()
-    n, d = x.shape
-    result = run_learner_code(ridge_path, x.copy(), y.copy(), lams.copy(), what=what)
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise AssertionError(f"{what} must return a pair (weights, intercepts), "
-                             f"got {type(result).__name__}.")
-    weights, intercepts = (np.asarray(r, dtype=float) for r in result)
-    if weights.shape == (len(lams), d, 1):
-        weights = weights[..., 0]
-    if intercepts.shape == (len(lams), 1):
-        intercepts = intercepts[:, 0]
-    if weights.shape != (len(lams), d):
-        raise AssertionError(f"weights has shape {weights.shape}, expected "
-                             f"(len(lams), d) = {(len(lams), d)}: one row of d weights per "
-                             "lambda, in the order of lams.")
-    if intercepts.shape != (len(lams),):
-        raise AssertionError(f"intercepts has shape {intercepts.shape}, expected "
-                             f"(len(lams),) = {(len(lams),)}: one intercept per lambda.")
+    for x, y, lams in _ridge_cases():
+        n, d = x.shape
+        result = call_pure(ridge_path, x.copy(), y.copy(), lams.copy(), what=what,
+                           names=("x", "y", "lams"), hint="centre with xc = x - x.mean(0).")
+        weights, intercepts = (as_array(r, what=name) for r, name in zip(
+            expect_tuple(result, 2, what=what, names="(weights, intercepts)"),
+            ("weights", "intercepts"), strict=True))
+        if weights.shape == (len(lams), d, 1):
+            weights = weights[..., 0]
+        if intercepts.shape == (len(lams), 1):
+            intercepts = intercepts[:, 0]
+        if weights.shape != (len(lams), d):
+            raise AssertionError(f"weights has shape {weights.shape}, expected "
+                                 f"(len(lams), d) = {(len(lams), d)}: one row of d weights per "
+                                 "lambda, in the order of lams.")
+        if intercepts.shape != (len(lams),):
+            raise AssertionError(f"intercepts has shape {intercepts.shape}, expected "
+                                 f"(len(lams),) = {(len(lams),)}: one intercept per lambda.")
 
-    want_w, want_b = _path(x, y, n * lams / 2)
-    if np.allclose(weights, want_w) and np.allclose(intercepts, want_b):
-        passed(f"the ridge path matches the normal equations ({len(lams)} lambdas).")
-        return
+        want_w, want_b = _path(x, y, n * lams / 2)
+        if np.allclose(weights, want_w) and np.allclose(intercepts, want_b):
+            continue
+        if list(lams) != sorted(lams):
+            order = np.argsort(lams)
+            w_sorted, b_sorted = _path(x, y, n * lams[order] / 2)
+            if np.allclose(weights, w_sorted) and np.allclose(intercepts, b_sorted):
+                raise AssertionError(
+                    f"{what} is wrong for lams = {list(lams)}: your rows are in sorted order. "
+                    "Return one row per lam in the order of lams, as given.")
+        zero = int(np.flatnonzero(lams == 0)[0])
+        if not (np.allclose(weights[zero], want_w[zero])
+                and np.allclose(intercepts[zero], want_b[zero])):
+            if np.allclose(intercepts, 0.0):
+                raise AssertionError(
+                    f"{what} is wrong even for lam = 0 (plain least squares), and every "
+                    "intercept is 0: the model has an intercept b. Centre x and y with their "
+                    "means, solve for w on the centred data, then b = mean(y) - mean(x) @ w.")
+            assert_close(weights[zero], want_w[zero], what="w for lam = 0",
+                         hint="With lam = 0 this is ordinary least squares on centred data: "
+                              "w = (Xc^T Xc)^{-1} Xc^T yc, with Xc = x - x.mean(0), "
+                              "yc = y - y.mean(). Check the centring and the shapes.")
+            assert_close(intercepts[zero], want_b[zero], what="b for lam = 0",
+                         hint="The intercept is b = mean(y) - mean(x) @ w.")
 
-    if not (np.allclose(weights[0], want_w[0]) and np.allclose(intercepts[0], want_b[0])):
-        if np.allclose(intercepts, 0.0):
-            raise AssertionError(
-                f"{what} is wrong even for lam = 0 (plain least squares), and every intercept "
-                "is 0: the model has an intercept b. Centre x and y with their means, solve "
-                "for w on the centred data, then b = mean(y) - mean(x) @ w.")
-        assert_close(weights[0], want_w[0], what="w for lam = 0",
-                     hint="With lam = 0 this is ordinary least squares on centred data: "
-                          "w = (Xc^T Xc)^{-1} Xc^T yc, with Xc = x - x.mean(0), "
-                          "yc = y - y.mean(). Check the centring and the shapes.")
-        assert_close(intercepts[0], want_b[0], what="b for lam = 0",
-                     hint="The intercept is b = mean(y) - mean(x) @ w.")
-
-    diagnoses = [
-        (_path(x, y, n * lams / 2, penalise_intercept=True),
-         "You penalised the intercept too. Only w is penalised: an intercept penalty pulls "
-         "every prediction toward 0 and makes the fit depend on where y's origin is. "
-         "Centre x and y, solve for w on the centred data, then b = mean(y) - mean(x) @ w."),
-        (_path(x, y, lams),
-         "The strength of the penalty is scaled wrongly: you solved "
-         "(Xc^T Xc + lam I) w = Xc^T yc, which minimises the *sum* of squares plus "
-         "lam ||w||^2 (scikit-learn's Ridge(alpha=lam)). Here the objective is the *mean* "
-         "squared error plus (lam/2) ||w||^2; setting its gradient to zero gives "
-         "(Xc^T Xc + (n lam / 2) I) w = Xc^T yc."),
-        (_path(x, y, n * lams),
-         "The strength of the penalty is off by a factor 2: you solved "
-         "(Xc^T Xc + n lam I) w = Xc^T yc, the minimiser of MSE + lam ||w||^2. The penalty "
-         "here is (lam/2) ||w||^2, whose gradient lam w gives (Xc^T Xc + (n lam / 2) I) w = "
-         "Xc^T yc."),
-        (_path(x, y, lams / 2),
-         "The strength of the penalty is scaled wrongly: you used lam/2 where n lam/2 "
-         "belongs. Setting the gradient of (1/n)||Xc w - yc||^2 + (lam/2)||w||^2 to zero "
-         "gives (Xc^T Xc + (n lam / 2) I) w = Xc^T yc."),
-    ]
-    for (cand_w, cand_b), message in diagnoses:
-        if np.allclose(weights, cand_w) and np.allclose(intercepts, cand_b):
-            raise AssertionError(f"{what} is wrong for lam > 0. {message}")
-    hint = ("For each lam solve (Xc^T Xc + (n lam / 2) I) w = Xc^T yc on the centred data "
-            "(or use one SVD Xc = U S V^T: w = V diag(s / (s^2 + n lam / 2)) U^T yc), "
-            "then b = mean(y) - mean(x) @ w.")
-    assert_close(weights, want_w, what="weights", hint=hint)
-    assert_close(intercepts, want_b, what="intercepts", hint=hint)
+        diagnose((weights, intercepts), [
+            (_path(x, y, n * lams / 2, penalise_intercept=True),
+             "You penalised the intercept too. Only w is penalised: an intercept penalty pulls "
+             "every prediction toward 0 and makes the fit depend on where y's origin is. "
+             "Centre x and y, solve for w on the centred data, then b = mean(y) - mean(x) @ w."),
+            (_path(x, y, lams),
+             "The strength of the penalty is scaled wrongly: you solved "
+             "(Xc^T Xc + lam I) w = Xc^T yc, which minimises the *sum* of squares plus "
+             "lam ||w||^2 (scikit-learn's Ridge(alpha=lam)). Here the objective is the *mean* "
+             "squared error plus (lam/2) ||w||^2; setting its gradient to zero gives "
+             "(Xc^T Xc + (n lam / 2) I) w = Xc^T yc."),
+            (_path(x, y, n * lams),
+             "The strength of the penalty is off by a factor 2: you solved "
+             "(Xc^T Xc + n lam I) w = Xc^T yc, the minimiser of MSE + lam ||w||^2. The penalty "
+             "here is (lam/2) ||w||^2, whose gradient lam w gives (Xc^T Xc + (n lam / 2) I) w "
+             "= Xc^T yc."),
+            (_path(x, y, lams / 2),
+             "The strength of the penalty is scaled wrongly: you used lam/2 where n lam/2 "
+             "belongs. Setting the gradient of (1/n)||Xc w - yc||^2 + (lam/2)||w||^2 to zero "
+             "gives (Xc^T Xc + (n lam / 2) I) w = Xc^T yc."),
+            (_path(x, y, d * lams / 2),
+             "You used the number of columns d where the number of rows n belongs: n = "
+             "len(x), the number of examples the mean squared error averages over."),
+        ], what=f"{what} for lam > 0", match=lambda a, b: (np.allclose(a[0], b[0])
+                                                         and np.allclose(a[1], b[1])))
+        hint = ("For each lam solve (Xc^T Xc + (n lam / 2) I) w = Xc^T yc on the centred data "
+                "(or use one SVD Xc = U S V^T: w = V diag(s / (s^2 + n lam / 2)) U^T yc), "
+                "then b = mean(y) - mean(x) @ w.")
+        assert_close(weights, want_w, what="weights", hint=hint)
+        assert_close(intercepts, want_b, what="intercepts", hint=hint)
+    passed("the ridge path matches the normal equations (two cases, 8 lambdas).")
 
 
 # --------------------------------------------------------------------------

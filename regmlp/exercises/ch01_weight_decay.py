@@ -1,8 +1,9 @@
 r"""Checkers for the exercises of chapter 1, *Weight decay*.
 
 * :func:`check_adamw_step` -- one AdamW step with decoupled weight decay
-  ("AdamW" that is really Adam with L2 in the gradient is a bug of DESIGN §7);
-* :func:`check_decay_mask` -- which entries of a ``state_dict`` to decay.
+  ("AdamW" that is really Adam with L2 in the gradient is a bug of `DESIGN.md` §7);
+* :func:`check_decay_mask` -- which entries of a ``state_dict`` to decay;
+* :func:`check_prox_l1_step` -- the proximal (soft-thresholding) L1 step.
 
 Each checker runs the learner's function on small, fixed inputs, compares the
 result with an answer computed here independently, and raises ``AssertionError``
@@ -12,11 +13,20 @@ with the most likely cause when they differ.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from ..layers import Dense, LayerNorm, ReLU, Residual, Sequential
-from ._common import assert_close, passed, run_learner_code
+from ._common import (
+    as_array,
+    assert_close,
+    call_pure,
+    diagnose,
+    expect_tuple,
+    passed,
+    run_learner_code,
+)
 
 __all__ = ["check_adamw_step", "check_decay_mask"]
 
@@ -30,20 +40,23 @@ _EPS = 1e-8
 
 
 def _adam_reference(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int,
-                    lr: float, wd: float, variant: str) -> tuple[np.ndarray, ...]:
+                    lr: float, wd: float, variant: str, betas: tuple[float, float] = _BETAS,
+                    eps: float = _EPS) -> tuple[np.ndarray, ...]:
     """One step of AdamW (``variant="adamw"``) or of a known-wrong variant."""
-    b1, b2 = _BETAS
+    b1, b2 = betas
     w = w.copy()
     if variant == "coupled":                     # Adam with L2 in the gradient
         g = g + wd * w
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g * g
     if variant == "no_bias_correction":
-        step = lr * m / (np.sqrt(v) + _EPS)
+        step = lr * m / (np.sqrt(v) + eps)
+    elif variant == "eps_inside":
+        step = lr * (m / (1 - b1 ** t)) / np.sqrt(v / (1 - b2 ** t) + eps)
     else:
         tt = t + 1 if variant == "t_plus_one" else t
-        step = lr * (m / (1 - b1 ** tt)) / (np.sqrt(v / (1 - b2 ** tt)) + _EPS)
-    if variant in ("adamw", "no_bias_correction", "t_plus_one"):
+        step = lr * (m / (1 - b1 ** tt)) / (np.sqrt(v / (1 - b2 ** tt)) + eps)
+    if variant in ("adamw", "no_bias_correction", "t_plus_one", "eps_inside"):
         w_new = w - step - lr * wd * w
     elif variant == "decay_without_lr":
         w_new = w - step - wd * w
@@ -56,36 +69,45 @@ def _adam_reference(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, 
     return w_new, m, v
 
 
-def _adamw_case() -> tuple[np.ndarray, list[np.ndarray]]:
-    """Weights and five gradients whose scales differ by 100x between coordinates."""
+def _adamw_case(shape: tuple[int, ...] = (2, 3)) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Weights and five gradients whose scales differ by 1000x between coordinates."""
     rng = np.random.default_rng(2019)
-    w0 = np.array([[1.5, -2.0, 0.5], [0.8, -0.3, 2.5]])
-    scales = np.array([[10.0, 0.1, 1.0], [0.01, 3.0, 0.1]])
+    if shape == (2, 3):
+        w0 = np.array([[1.5, -2.0, 0.5], [0.8, -0.3, 2.5]])
+        scales = np.array([[10.0, 0.1, 1.0], [0.01, 3.0, 0.1]])
+    else:
+        w0 = rng.normal(size=shape) * 2.0
+        scales = 10.0 ** rng.integers(-2, 2, size=shape)
     grads = [scales * rng.normal(size=w0.shape) for _ in range(5)]
     return w0, grads
 
 
-def _trajectory(step_fn: Callable, lr: float, wd: float, what: str,
+# The settings the checker tries: the defaults first without and with decay, then every
+# argument changed (and another shape), so that a value typed into the function shows.
+_ADAMW_SETTINGS = [
+    dict(lr=0.1, wd=0.0, betas=_BETAS, eps=_EPS, shape=(2, 3)),
+    dict(lr=0.1, wd=0.5, betas=_BETAS, eps=_EPS, shape=(2, 3)),
+    dict(lr=0.05, wd=0.25, betas=(0.8, 0.99), eps=1e-3, shape=(4,)),
+]
+
+
+def _trajectory(step_fn: Callable, setting: dict, what: str,
                 learner: bool) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Run five steps from the fixed case; each state is ``(w, m, v)`` after a step."""
-    w, grads = _adamw_case()
+    """Run five steps from the setting's case; each state is ``(w, m, v)`` after a step."""
+    w, grads = _adamw_case(setting["shape"])
     m, v = np.zeros_like(w), np.zeros_like(w)
     states = []
     for t, g in enumerate(grads, start=1):
         args = (w.copy(), g.copy(), m.copy(), v.copy(), t)
-        kwargs = {"lr": lr, "betas": _BETAS, "eps": _EPS, "weight_decay": wd}
         if learner:
-            out = run_learner_code(step_fn, *args, what=what, **kwargs)
-            if not isinstance(out, (tuple, list)) or len(out) != 3:
-                raise AssertionError(f"{what} must return a triple (w, m, v) of new arrays, "
-                                     f"got {type(out).__name__}.")
-            out = tuple(np.asarray(o, dtype=float) for o in out)
-            for name, arr in zip("wmv", out, strict=True):
-                if arr.shape != w.shape:
-                    raise AssertionError(f"the returned {name} has shape {arr.shape}, "
-                                         f"expected {w.shape}.")
+            out = run_learner_code(step_fn, *args, what=what, lr=setting["lr"],
+                                   betas=setting["betas"], eps=setting["eps"],
+                                   weight_decay=setting["wd"])
+            out = tuple(as_array(o, what=f"the returned {name}", shape=w.shape)
+                        for o, name in zip(expect_tuple(out, 3, what=what, names="(w, m, v)"),
+                                           "wmv", strict=True))
         else:
-            out = step_fn(*args, lr, wd)
+            out = step_fn(*args, setting["lr"], setting["wd"])
         w, m, v = out
         states.append(out)
     return states
@@ -96,6 +118,15 @@ def _same(a: list, b: list) -> bool:
                for sa, sb in zip(a, b, strict=True) for x, y in zip(sa, sb, strict=True))
 
 
+_EPS_INSIDE = ("eps is inside the square root: PyTorch divides by sqrt(v_hat) + eps, not by "
+               "sqrt(v_hat + eps). The two differ most where v_hat is small.")
+
+
+def _settings_text(setting: dict) -> str:
+    return (f"lr={setting['lr']}, betas={setting['betas']}, eps={setting['eps']:g}, "
+            f"weight_decay={setting['wd']}")
+
+
 def check_adamw_step(adamw_step: Callable[..., tuple]) -> None:
     r"""Check ``adamw_step(w, g, m, v, t, *, lr, betas, eps, weight_decay) -> (w, m, v)``.
 
@@ -103,81 +134,108 @@ def check_adamw_step(adamw_step: Callable[..., tuple]) -> None:
     gradient ``g``, moment estimates ``m`` and ``v`` and step number ``t``
     (1 for the first step): the moments see only ``g``; the weights shrink by
     :math:`\eta\lambda w` (from the old ``w``) besides the Adam step. The
-    checker runs five steps, first with ``weight_decay=0`` (plain Adam), then
-    with ``weight_decay=0.5`` and ``lr=0.1``.
+    checker runs five steps with ``weight_decay=0`` (plain Adam), five with
+    ``weight_decay=0.5`` and ``lr=0.1``, then five with every argument changed
+    (``betas=(0.8, 0.99)``, ``eps=1e-3``, ``lr=0.05``, ``weight_decay=0.25``) on
+    a one-dimensional ``w``.
     """
     what = "adamw_step(w, g, m, v, t, ...)"
 
-    def reference(variant: str) -> Callable:
-        return lambda w, g, m, v, t, lr, wd: _adam_reference(w, g, m, v, t, lr, wd, variant)
+    def reference(variant: str, setting: dict, **changes: Any) -> list:
+        betas, eps = changes.get("betas", setting["betas"]), changes.get("eps", setting["eps"])
+        return _trajectory(lambda w, g, m, v, t, lr, wd: _adam_reference(
+            w, g, m, v, t, lr, wd, variant, betas, eps), setting, what, learner=False)
+
+    plain, decayed, changed = _ADAMW_SETTINGS
+    match = _same
 
     # 1. Without decay AdamW is Adam: get the Adam part right first.
-    lr = 0.1
-    got = _trajectory(adamw_step, lr, 0.0, what, learner=True)
-    want = _trajectory(reference("adamw"), lr, 0.0, what, learner=False)
-    if not _same(got, want):
-        if _same(got, _trajectory(reference("no_bias_correction"), lr, 0.0, what, False)):
-            raise AssertionError(
-                "With weight_decay=0 your step is Adam without bias correction. Divide m by "
-                "(1 - beta1**t) and v by (1 - beta2**t) before using them: m and v start at "
-                "0, so the first steps would otherwise be far too small.")
-        if _same(got, _trajectory(reference("t_plus_one"), lr, 0.0, what, False)):
-            raise AssertionError(
-                "With weight_decay=0 your bias correction uses t + 1: t is already the "
-                "number of the step being taken (1 for the first step), so use "
-                "1 - beta1**t and 1 - beta2**t.")
-        for k, (sg, sw) in enumerate(zip(got, want, strict=True), start=1):
-            for name, a, b in zip("mvw", (sg[1], sg[2], sg[0]), (sw[1], sw[2], sw[0]),
-                                  strict=True):
-                assert_close(a, b, what=f"With weight_decay=0, {name} after step {k}",
-                             hint="Without decay this is plain Adam: m = beta1*m + (1-beta1)*g; "
-                                  "v = beta2*v + (1-beta2)*g**2; w -= lr * m_hat / "
-                                  "(sqrt(v_hat) + eps), with m_hat = m / (1 - beta1**t) and "
-                                  "v_hat = v / (1 - beta2**t).")
+    got = _trajectory(adamw_step, plain, what, learner=True)
+    if not _same(got, reference("adamw", plain)):
+        diagnose(got, [
+            (lambda: reference("no_bias_correction", plain),
+             "With weight_decay=0 your step is Adam without bias correction. Divide m by "
+             "(1 - beta1**t) and v by (1 - beta2**t) before using them: m and v start at "
+             "0, so the first steps would otherwise be far too small."),
+            (lambda: reference("t_plus_one", plain),
+             "With weight_decay=0 your bias correction uses t + 1: t is already the "
+             "number of the step being taken (1 for the first step), so use "
+             "1 - beta1**t and 1 - beta2**t."),
+            (lambda: reference("eps_inside", plain), _EPS_INSIDE),
+        ], what=what, match=match)
+        _first_difference(got, reference("adamw", plain), "With weight_decay=0",
+                          "Without decay this is plain Adam: m = beta1*m + (1-beta1)*g; "
+                          "v = beta2*v + (1-beta2)*g**2; w -= lr * m_hat / (sqrt(v_hat) + eps), "
+                          "with m_hat = m / (1 - beta1**t) and v_hat = v / (1 - beta2**t).")
 
     # 2. With decay: the decay is decoupled from the gradient statistics.
-    wd = 0.5
-    got = _trajectory(adamw_step, lr, wd, what, learner=True)
-    want = _trajectory(reference("adamw"), lr, wd, what, learner=False)
-    if _same(got, want):
-        passed("AdamW's decoupled weight decay, over five steps.")
-        return
-    diagnoses = [
-        ("coupled",
-         "This is Adam with L2 in the gradient (g + weight_decay * w), not AdamW: the decay "
-         "then passes through m and v and is divided by sqrt(v_hat), so weights with large "
-         "gradients are barely decayed. In AdamW, m and v see only the raw g, and the "
-         "weights shrink separately: w = w - lr * weight_decay * w - lr * m_hat / "
-         "(sqrt(v_hat) + eps)."),
-        ("decay_without_lr",
-         "The decay is not multiplied by the learning rate: PyTorch's AdamW shrinks by "
-         "lr * weight_decay * w per step (w *= 1 - lr * weight_decay), not weight_decay * w."),
-        ("decay_after_step",
-         "The decay is applied to the weights *after* the Adam step. Both terms use the "
-         "old weights: w_new = w - lr * weight_decay * w - lr * m_hat / (sqrt(v_hat) + eps) "
-         "(as PyTorch does by shrinking w first, then taking the Adam step)."),
-    ]
-    for variant, message in diagnoses:
-        if _same(got, _trajectory(reference(variant), lr, wd, what, learner=False)):
-            raise AssertionError(f"{what} is wrong with weight_decay > 0. {message}")
+    got = _trajectory(adamw_step, decayed, what, learner=True)
+    if not _same(got, reference("adamw", decayed)):
+        diagnose(got, [
+            (lambda: reference("coupled", decayed),
+             "This is Adam with L2 in the gradient (g + weight_decay * w), not AdamW: the "
+             "decay then passes through m and v and is divided by sqrt(v_hat), so weights "
+             "with large gradients are barely decayed. In AdamW, m and v see only the raw g, "
+             "and the weights shrink separately: w = w - lr * weight_decay * w - lr * m_hat / "
+             "(sqrt(v_hat) + eps)."),
+            (lambda: reference("decay_without_lr", decayed),
+             "The decay is not multiplied by the learning rate: PyTorch's AdamW shrinks by "
+             "lr * weight_decay * w per step (w *= 1 - lr * weight_decay), not "
+             "weight_decay * w."),
+            (lambda: reference("decay_after_step", decayed),
+             "The decay is applied to the weights *after* the Adam step. Both terms use the "
+             "old weights: w_new = w - lr * weight_decay * w - lr * m_hat / (sqrt(v_hat) + eps)"
+             " (as PyTorch does by shrinking w first, then taking the Adam step)."),
+        ], what=f"{what} with weight_decay > 0", match=match)
+        _first_difference(got, reference("adamw", decayed), "With weight_decay=0.5",
+                          "m and v must not see the decay; the weights get "
+                          "w - lr * weight_decay * w - lr * m_hat / (sqrt(v_hat) + eps).")
+
+    # 3. Every argument changed: each must be used as given.
+    got = _trajectory(adamw_step, changed, what, learner=True)
+    if not _same(got, reference("adamw", changed)):
+        where = f"{what} with {_settings_text(changed)}"
+        diagnose(got, [
+            (lambda: reference("adamw", changed, betas=_BETAS),
+             "It ignores the betas argument (it uses 0.9 and 0.999 whatever it is given): "
+             "unpack beta1, beta2 = betas."),
+            (lambda: reference("adamw", changed, eps=_EPS),
+             "It ignores the eps argument (it uses 1e-8 whatever it is given)."),
+            (lambda: reference("adamw", changed, betas=_BETAS, eps=_EPS),
+             "It ignores both betas and eps: use the arguments, not their default values."),
+            (lambda: reference("eps_inside", changed), _EPS_INSIDE),
+        ], what=where, match=match)
+        _first_difference(got, reference("adamw", changed), f"With {_settings_text(changed)}",
+                          "Use every argument as given (lr, betas, eps, weight_decay), and "
+                          "make the step work for a w of any shape.")
+    passed("AdamW's decoupled weight decay, over three runs of five steps.")
+
+
+def _first_difference(got: list, want: list, when: str, hint: str) -> None:
+    """Report the first step and array (m, v, then w) where ``got`` leaves ``want``."""
     for k, (sg, sw) in enumerate(zip(got, want, strict=True), start=1):
         for name, a, b in zip("mvw", (sg[1], sg[2], sg[0]), (sw[1], sw[2], sw[0]), strict=True):
-            assert_close(a, b, what=f"With weight_decay=0.5, {name} after step {k}",
-                         hint="m and v must not see the decay; the weights get "
-                              "w - lr * weight_decay * w - lr * m_hat / (sqrt(v_hat) + eps).")
+            assert_close(a, b, what=f"{when}, {name} after step {k}", hint=hint, atol=1e-12)
 
 
 # --------------------------------------------------------------------------
 # Exercise: which parameters to decay
 # --------------------------------------------------------------------------
 
-def _mask_model() -> Sequential:
+def _mask_models() -> list[Sequential]:
+    """The chapter's model, and a second one laid out differently (LayerNorm first, a
+    Dense layer without bias in the middle, shapes of its own)."""
     rng = np.random.default_rng(7)
-    return Sequential(
+    first = Sequential(
         Dense(5, 8, rng=rng), LayerNorm(8), ReLU(),
         Residual(Sequential(LayerNorm(8), Dense(8, 8, rng=rng), ReLU())),
         Dense(8, 1, bias=False, rng=rng),
     )
+    second = Sequential(
+        LayerNorm(3), Dense(3, 6, bias=False, rng=rng), ReLU(),
+        Residual(Sequential(Dense(6, 6, rng=rng), LayerNorm(6))), Dense(6, 2, rng=rng),
+    )
+    return [first, second]
 
 
 def check_decay_mask(decay_mask: Callable[[dict[str, np.ndarray]], dict[str, bool]]) -> None:
@@ -186,29 +244,48 @@ def check_decay_mask(decay_mask: Callable[[dict[str, np.ndarray]], dict[str, boo
     The answer must say ``True`` for exactly the weight matrices of the Dense
     layers, and ``False`` for every bias and every LayerNorm gain and shift,
     knowing only each entry's name and array (no ``Parameter.decay`` flags).
+    Every value must be ``True`` or ``False``, and ``state`` must not change.
+    Two models are tried.
     """
     what = "decay_mask(state)"
-    model = _mask_model()
-    named = model.named_parameters()
-    want = {name: p.decay for name, p in named}       # the package's flags
-    state = model.state_dict()
-    result = run_learner_code(decay_mask, {k: v.copy() for k, v in state.items()}, what=what)
-    if not isinstance(result, dict):
-        raise AssertionError(f"{what} must return a dict {{name: bool}}, "
-                             f"got {type(result).__name__}.")
-    missing, extra = sorted(set(want) - set(result)), sorted(set(result) - set(want))
-    if missing or extra:
-        raise AssertionError(f"{what} must have exactly the keys of state: missing {missing}, "
-                             f"unexpected {extra}.")
-    kinds = {}
-    for (name, p), (_, layer) in zip(named, _owners(model), strict=True):
-        kinds[name] = ("a LayerNorm " + ("gain" if name.endswith("weight") else "shift")
-                       if isinstance(layer, LayerNorm)
-                       else "a Dense " + ("weight matrix" if p.value.ndim == 2 else "bias"))
-    wrong = {name: bool(result[name]) for name in want if bool(result[name]) != want[name]}
-    if not wrong:
-        passed(f"only the {sum(want.values())} weight matrices are decayed.")
-        return
+    for model in _mask_models():
+        named = model.named_parameters()
+        want = {name: p.decay for name, p in named}       # the package's flags
+        state = model.state_dict()
+        result = call_pure(decay_mask, state, what=what, names=("state",),
+                           hint="build a new dict, e.g. {name: ... for name, value in "
+                                "state.items()}.")
+        if not isinstance(result, dict):
+            raise AssertionError(f"{what} must return a dict {{name: bool}}, "
+                                 f"got {type(result).__name__}.")
+        missing, extra = sorted(set(want) - set(result)), sorted(set(result) - set(want))
+        if missing or extra:
+            raise AssertionError(f"{what} must have exactly the keys of state: missing "
+                                 f"{missing}, unexpected {extra}.")
+        for name in want:
+            if not isinstance(result[name], (bool, np.bool_)):
+                raise AssertionError(
+                    f"{what}[{name!r}] is {_describe(result[name])}; every value must be "
+                    "True or False (one decision per array, e.g. value.ndim >= 2, "
+                    "not an array of element-wise comparisons).")
+        kinds = {}
+        for (name, p), (_, layer) in zip(named, _owners(model), strict=True):
+            kinds[name] = ("a LayerNorm " + ("gain" if name.endswith("weight") else "shift")
+                           if isinstance(layer, LayerNorm)
+                           else "a Dense " + ("weight matrix" if p.value.ndim == 2 else "bias"))
+        wrong = {name: bool(result[name]) for name in want if bool(result[name]) != want[name]}
+        if wrong:
+            _explain_mask(what, wrong, kinds)
+    passed("only the weight matrices are decayed (two models).")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an ndarray of shape {value.shape}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _explain_mask(what: str, wrong: dict[str, bool], kinds: dict[str, str]) -> None:
     listed = ", ".join(f"{n!r} ({kinds[n]})" for n in wrong)
     reasons = []
     if any(flag and "gain" in kinds[n] for n, flag in wrong.items()):
@@ -221,10 +298,9 @@ def check_decay_mask(decay_mask: Callable[[dict[str, np.ndarray]], dict[str, boo
                        "simpler.")
     if any(not flag for flag in wrong.values()):
         reasons.append("Weight matrices are the parameters weight decay is for: they must be "
-                       "decayed.")
+                       "decayed, whatever their position and shape.")
     reasons.append("The rule: decay exactly the arrays with 2 or more dimensions.")
-    reason = " ".join(reasons)
-    raise AssertionError(f"{what} is wrong for {listed}. {reason}")
+    raise AssertionError(f"{what} is wrong for {listed}. {' '.join(reasons)}")
 
 
 def _owners(model: Sequential) -> list[tuple[str, object]]:

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..layers import Dense, Sequential
-from ._common import passed, run_learner_code
+from ..layers import Dense, ReLU, Sequential
+from ._common import call_pure, passed, run_learner_code
 
 __all__ = ["check_should_stop", "check_restore_best"]
 
@@ -56,51 +56,57 @@ def _run_to_stop(losses: Sequence[float], patience: int,
 
 # -- exercise 1: the decision -------------------------------------------------------------
 
-# (losses, patience, min_delta, hint when the learner's answer differs)
+# (losses, patience, min_delta, hint when the learner's answer differs). Every loss and
+# min_delta is a multiple of 1/64, exact in binary, so that `loss < best - min_delta` and
+# `best - loss > min_delta` agree, and a tie is a true tie.
 _CASES: list[tuple[list[float], int, float, str]] = [
-    ([3.0, 2.0, 1.0, 1.5, 1.6, 1.7, 0.5], 3, 0.0,
+    ([3.0, 2.0, 1.0, 1.5, 1.625, 1.75, 0.5], 3, 0.0,
      "patience counts the epochs in a row without improvement: with patience=3 the "
      "answer is True right after the 3rd such epoch, not before and not one epoch later. "
      "Count `wait` = epochs since the last improvement (0 right after one) and stop when "
      "wait >= patience."),
-    ([2.0, 1.0, 1.2, 0.9], 0, 0.0,
+    ([2.0, 1.0, 1.25, 0.875], 0, 0.0,
      "patience=0 means: stop at the first epoch that does not improve (and never on an "
      "epoch that does; the first epoch always improves on best = infinity)."),
     ([2.0, 1.0, 1.0, 1.0, 1.0], 3, 0.0,
      "a loss EQUAL to the best is not an improvement: compare strictly, "
      "loss < best - min_delta, not <=. Otherwise a plateau resets the patience forever."),
-    ([1.0, 1.5, 1.2, 1.1], 3, 0.0,
+    ([1.0, 1.5, 1.25, 1.125], 3, 0.0,
      "an improvement must beat the BEST loss so far, not merely the previous epoch's: "
-     "after a rise, coming part of the way back down (1.5 -> 1.2) is not progress."),
-    ([1.0, 0.95, 0.92, 0.91, 0.905], 3, 0.1,
+     "after a rise, coming part of the way back down (1.5 -> 1.25) is not progress."),
+    ([1.0, 0.9375, 0.921875, 0.90625, 0.8984375], 3, 0.125,
      "with min_delta an epoch improves only if loss < best - min_delta: these small "
-     "drops (less than min_delta=0.1) do not count, so patience runs out."),
-    ([1.0, 0.95, 0.9, 0.85, 0.8, 0.75], 3, 0.1,
+     "drops (less than min_delta=0.125) do not count, so patience runs out."),
+    ([1.0, 0.9375, 0.875, 0.8125, 0.75, 0.6875], 3, 0.125,
      "move `best` only when an epoch counts as an improvement (loss < best - min_delta), "
      "and keep it there otherwise. If best follows every new minimum, a steady descent of "
-     "less than min_delta per epoch is never an improvement, although over two epochs "
+     "less than min_delta per epoch is never an improvement, although over three epochs "
      "it beats the last improvement by more than min_delta."),
+    ([1.0, 0.875, 0.8125, 0.75], 1, 0.125,
+     "a loss exactly min_delta below the best is not an improvement: compare strictly, "
+     "loss < best - min_delta, not <=."),
 ]
 
 
 def _random_cases(n: int = 120) -> list[tuple[list[float], int, float]]:
+    """Random curves on a grid of 1/64 (ties happen, and they are exact)."""
     rng = np.random.default_rng(303)
     cases = []
     for _ in range(n):
         length = int(rng.integers(1, 15))
-        steps = rng.normal(-0.02, 0.08, length)
-        losses = [float(v) for v in np.round(1.0 + np.cumsum(steps), 2)]  # ties happen
-        cases.append((losses, int(rng.integers(0, 5)), float(rng.choice([0.0, 0.0, 0.05]))))
+        steps = rng.integers(-6, 5, length)                       # in units of 1/64
+        losses = [float(v) / 64 for v in 64 + np.cumsum(steps)]
+        cases.append((losses, int(rng.integers(0, 5)), float(rng.choice([0, 0, 3])) / 64))
     return cases
 
 
 def _ask(should_stop: Callable[..., object], losses: list[float], patience: int,
          min_delta: float) -> bool:
+    """The learner's answer; with ``min_delta=0`` the argument is left to its default."""
     what = f"should_stop({losses}, patience={patience}, min_delta={min_delta:g})"
-    given = list(losses)
-    answer = run_learner_code(should_stop, given, patience, min_delta, what=what)
-    if given != losses:
-        raise AssertionError(f"{what} changed the list it was given; only read it.")
+    extra = (min_delta,) if min_delta else ()
+    answer = call_pure(should_stop, list(losses), patience, *extra, what=what,
+                       names=("valid_losses",))
     if not isinstance(answer, (bool, np.bool_)):
         raise AssertionError(f"{what} returned {answer!r} ({type(answer).__name__}); "
                              "return True or False.")
@@ -117,7 +123,8 @@ def check_should_stop(should_stop: Callable[..., object]) -> None:
     improving epoch, infinity at the start); ``wait`` counts the epochs since
     the last improvement; stop when the last epoch did not improve and
     ``wait >= patience``. Every prefix of several hand-made curves (one per
-    usual mistake) and of 120 random ones is tried.
+    usual mistake) and of 120 random ones is tried; the losses are multiples of
+    1/64, so that ties are exact, and ``min_delta=0`` is left to the default.
     """
     for losses, patience, min_delta, hint in _CASES:
         for n in range(1, len(losses) + 1):
@@ -158,17 +165,19 @@ class _ScriptedRun:
     model holds and returns that epoch's scripted loss.
     """
 
-    def __init__(self, losses: list[float]) -> None:
+    def __init__(self, losses: list[float], max_epochs: int | None = None) -> None:
         self.losses = losses
-        self.model = Sequential(Dense(2, 1, rng=0))
+        self.max_epochs = len(losses) if max_epochs is None else max_epochs
+        self.model = Sequential(Dense(2, 3, rng=0), ReLU(), Dense(3, 1, rng=1))
         self.epochs_trained = 0
 
     def train_epoch(self, model: Sequential) -> None:
         if model is not self.model:
             raise AssertionError("train_epoch must be called with the model being trained")
-        if self.epochs_trained >= len(self.losses):
+        if self.epochs_trained >= self.max_epochs:
             raise AssertionError(f"train_epoch was called more than max_epochs="
-                                 f"{len(self.losses)} times")
+                                 f"{self.max_epochs} times: train at most max_epochs epochs, "
+                                 "for epoch in range(max_epochs)")
         self.epochs_trained += 1
         for p in model.parameters():
             p.value[...] = self.epochs_trained
@@ -189,14 +198,20 @@ class _ScriptedRun:
         return self.losses[epoch]
 
 
-# (losses, patience, min_delta, what the case is about)
-_LOOP_CASES: list[tuple[list[float], int, float, str]] = [
-    ([5.0, 4.0, 3.0, 2.5, 2.6, 2.4, 2.45, 2.7, 2.8, 2.9, 3.0, 3.1], 3, 0.0,
+# (losses, max_epochs, patience, min_delta, what the case is about); losses exact in binary
+_LOOP_CASES: list[tuple[list[float], int, int, float, str]] = [
+    ([5.0, 4.0, 3.0, 2.5, 2.625, 2.375, 2.4375, 2.75, 2.875, 2.9375, 3.0, 3.125], 12, 3, 0.0,
      "stopping fires"),
-    ([3.0, 2.0, 1.5, 1.2, 1.3, 1.25], 5, 0.0,
+    ([3.0, 2.0, 1.5, 1.25, 1.3125, 1.28125], 6, 5, 0.0,
      "the epochs run out before patience does"),
-    ([1.0, 0.95, 0.93, 0.92, 0.5, 0.4], 3, 0.1,
+    ([1.0, 0.9375, 0.921875, 0.90625, 0.5, 0.375], 6, 3, 0.125,
      "min_delta"),
+    ([2.0, 1.0, 1.0, 1.0, 1.0, 0.5], 6, 3, 0.0,
+     "a plateau: a loss equal to the best is not an improvement"),
+    ([3.0, 2.0, 2.5, 1.0], 4, 0, 0.0,
+     "patience=0"),
+    ([4.0, 3.0, 2.0, 1.5, 1.25, 1.0, 0.75, 0.5], 5, 3, 0.0,
+     "max_epochs below the length of the run"),
 ]
 
 
@@ -210,13 +225,14 @@ def check_restore_best(train_with_early_stopping: Callable[..., object]) -> None
     ``model`` (whether or not stopping fired). It returns the best epoch
     (counted from 0).
     """  # noqa: E501
-    for losses, patience, min_delta, about in _LOOP_CASES:
-        run = _ScriptedRun(losses)
-        max_epochs = len(losses)
+    for all_losses, max_epochs, patience, min_delta, about in _LOOP_CASES:
+        run = _ScriptedRun(all_losses, max_epochs)
+        losses = all_losses[:max_epochs]
         what = (f"train_with_early_stopping(model, train_epoch, valid_loss, "
                 f"max_epochs={max_epochs}, patience={patience}, min_delta={min_delta:g})")
+        extra = (min_delta,) if min_delta else ()          # min_delta=0: the default
         result = run_learner_code(train_with_early_stopping, run.model, run.train_epoch,
-                                  run.valid_loss, max_epochs, patience, min_delta, what=what)
+                                  run.valid_loss, max_epochs, patience, *extra, what=what)
         n_expected, best_epoch = _run_to_stop(losses, patience, min_delta)
         scene = f"with validation losses {losses[:n_expected]}"
         if run.epochs_trained != n_expected:

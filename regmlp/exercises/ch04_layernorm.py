@@ -17,7 +17,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._common import assert_close, passed, run_learner_code
+from ._common import (
+    as_array,
+    assert_close,
+    call_pure,
+    diagnose,
+    expect_tuple,
+    passed,
+    run_learner_code,
+)
 
 __all__ = ["check_layernorm_backward", "check_rmsnorm_backward"]
 
@@ -52,21 +60,13 @@ def _backward(grad_out: np.ndarray, x: np.ndarray, gamma: np.ndarray,
 
 # -- the backward pass --------------------------------------------------------------
 
-def _backward_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(405)
-    x = 1.0 + 2.0 * rng.standard_normal((5, 7))
-    gamma = 1.0 + 0.5 * rng.standard_normal(7)
-    grad_out = rng.standard_normal((5, 7))
+def _backward_inputs(shape: tuple[int, int] = (5, 7),
+                     seed: int = 405) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = 1.0 + 2.0 * rng.standard_normal(shape)
+    gamma = 1.0 + 0.5 * rng.standard_normal(shape[1])
+    grad_out = rng.standard_normal(shape)
     return grad_out, x, gamma
-
-
-def _unpack(result: object, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if not isinstance(result, (tuple, list)) or len(result) != 3:
-        raise AssertionError(f"{what} must return three arrays (dx, dgamma, dbeta), "
-                             f"got {type(result).__name__}"
-                             + (f" of length {len(result)}" if hasattr(result, "__len__")
-                                else ""))
-    return tuple(np.asarray(r, dtype=np.float64) for r in result)
 
 
 def check_layernorm_backward(layernorm_backward: Callable[..., tuple]) -> None:
@@ -75,18 +75,26 @@ def check_layernorm_backward(layernorm_backward: Callable[..., tuple]) -> None:
     ``x`` has shape ``(N, D)``; ``dgamma`` and ``dbeta`` have shape ``(D,)``. The
     reference reverses the forward graph node by node.
     """
-    what = "layernorm_backward(grad_out, x, gamma, eps)"
-    grad_out, x, gamma = _backward_inputs()
-    eps = 1e-5
-    before = (grad_out.copy(), x.copy(), gamma.copy())
-    result = run_learner_code(layernorm_backward, grad_out, x, gamma, eps, what=what)
-    dx, dgamma, dbeta = _unpack(result, what)
-    for name, arr, old in zip(("grad_out", "x", "gamma"), (grad_out, x, gamma), before,
-                              strict=True):
-        if not np.array_equal(arr, old):
-            raise AssertionError(f"{what} changed its argument {name} in place; "
-                                 "compute on new arrays.")
+    for (shape, seed), eps in (((5, 7), 405), 1e-5), (((3, 4), 407), 0.25):
+        _check_backward_case(layernorm_backward, *_backward_inputs(shape, seed), eps)
+    passed("layernorm_backward: dx, dgamma and dbeta are right (two cases).")
+
+
+def _check_backward_case(layernorm_backward: Callable[..., tuple], grad_out: np.ndarray,
+                         x: np.ndarray, gamma: np.ndarray, eps: float) -> None:
+    what = f"layernorm_backward(grad_out, x, gamma, eps) with x of shape {x.shape}, eps={eps:g}"
+    result = call_pure(layernorm_backward, grad_out, x, gamma, eps, what=what,
+                       names=("grad_out", "x", "gamma"), hint="compute on new arrays.")
+    dx, dgamma, dbeta = (as_array(r, what=name) for r, name in zip(
+        expect_tuple(result, 3, what=what, names="(dx, dgamma, dbeta)"),
+        ("dx", "dgamma", "dbeta"), strict=True))
     ref_dx, ref_dgamma, ref_dbeta = _backward(grad_out, x, gamma, eps)
+    if eps != 1e-5 and dx.shape == x.shape and dgamma.shape == ref_dgamma.shape:
+        diagnose((dx, dgamma), [(_backward(grad_out, x, gamma, 1e-5)[:2],
+                                 f"It is right for eps=1e-5, but eps={eps:g} here: use the eps "
+                                 "you are given.")],
+                 what=what, match=lambda a, b: all(np.allclose(u, v) for u, v in zip(a, b,
+                                                                                      strict=True)))
 
     if dbeta.shape != ref_dbeta.shape or dgamma.shape != ref_dgamma.shape:
         raise AssertionError(
@@ -132,13 +140,10 @@ def check_layernorm_backward(layernorm_backward: Callable[..., tuple]) -> None:
              "Take the means over each row (axis=-1, keepdims=True), not over the batch: "
              "each sample has its own mean and variance."),
         ]
-        for candidate, hint in diagnoses:
-            if np.allclose(dx, candidate, rtol=1e-7, atol=1e-10):
-                raise AssertionError(f"dx is wrong. {hint}")
+        diagnose(dx, diagnoses, what="dx")
         assert_close(dx, ref_dx, what="dx",
                      hint="With g = gamma * grad_out, dx = (g - mean(g) - xhat * mean(g * xhat))"
                           " / sqrt(var + eps), the means taken over each row.")
-    passed("layernorm_backward: dx, dgamma and dbeta are right.")
 
 
 # -- RMSNorm's backward pass (derived by the learner) ---------------------------------

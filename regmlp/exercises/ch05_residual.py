@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..layers import Dense, Layer, LayerNorm, ReLU, Residual, Sequential
-from ._common import assert_close, passed, run_learner_code
+from ._common import as_array, assert_close, call_pure, diagnose, passed, run_learner_code
 
 __all__ = ["check_residual", "check_dense_gradient_norms", "check_pre_ln_block",
            "check_stream_variance"]
@@ -30,91 +30,135 @@ __all__ = ["check_residual", "check_dense_gradient_norms", "check_pre_ln_block",
 
 # -- residual forward and backward --------------------------------------------------
 
-def _block(seed: int) -> Sequential:
-    rng = np.random.default_rng(seed)
-    return Sequential(Dense(4, 6, rng=rng), ReLU(), Dense(6, 4, rng=rng))
+def _residual_cases() -> list[tuple[Callable[[], Layer], np.ndarray, np.ndarray, str]]:
+    """``(make the block, x, grad_out, what the case is)``: two blocks of different sizes.
+
+    In the second case the block's gradients already hold something (as after an
+    earlier backward pass): the residual backward must add to them, not reset them.
+    """
+    rng = np.random.default_rng(505)
+    x1, g1 = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    x2, g2 = rng.standard_normal((2, 5)) * 2.0, rng.standard_normal((2, 5))
+
+    def first() -> Layer:
+        r = np.random.default_rng(5)
+        return Sequential(Dense(4, 6, rng=r), ReLU(), Dense(6, 4, rng=r))
+
+    def second() -> Layer:
+        r = np.random.default_rng(6)
+        block = Sequential(LayerNorm(5), Dense(5, 3, rng=r), ReLU(), Dense(3, 5, rng=r))
+        for k, p in enumerate(block.parameters()):
+            p.grad[...] = 0.25 * (k + 1)                  # gradients already accumulated
+        return block
+
+    return [(first, x1, g1, "a Dense-ReLU-Dense block"),
+            (second, x2, g2, "a block whose gradients already hold an earlier pass")]
 
 
 def check_residual(residual_forward: Callable[..., np.ndarray],
                    residual_backward: Callable[..., np.ndarray]) -> None:
     r"""Check ``residual_forward(x, block)`` and ``residual_backward(grad_out, block)``.
 
-    ``block`` is a ``regmlp`` layer. The forward pass returns ``x + block(x)``;
-    the backward pass (called after the forward pass on the same block) returns
-    ``grad_out + block.backward(grad_out)``, which also leaves the block's
-    parameter gradients accumulated exactly once.
+    ``block`` is a ``regmlp`` layer. The forward pass returns ``x + block(x)``
+    without changing ``x``; the backward pass (called after the forward pass on
+    the same block) returns ``grad_out + block.backward(grad_out)``, which also
+    adds the block's parameter gradients to ``.grad`` exactly once (gradients
+    accumulate). Two blocks are tried, the second with gradients already there.
     """
-    rng = np.random.default_rng(505)
-    x = rng.standard_normal((3, 4))
-    grad_out = rng.standard_normal((3, 4))
-    block, ref_block = _block(5), _block(5)
+    for make, x, grad_out, about in _residual_cases():
+        _check_residual_case(residual_forward, residual_backward, make, x, grad_out, about)
+    passed("residual: the identity is added forward, both paths backward.")
 
+
+def _check_residual_case(residual_forward: Callable[..., np.ndarray],
+                         residual_backward: Callable[..., np.ndarray],
+                         make: Callable[[], Layer], x: np.ndarray, grad_out: np.ndarray,
+                         about: str) -> None:
+    block, ref_block = make(), make()
     what = "residual_forward(x, block)"
-    y = run_learner_code(residual_forward, x.copy(), block, what=what)
+    y = call_pure(residual_forward, x, block, what=what, names=("x",),
+                  hint="return x + block.forward(x), not x += ... (the block keeps a reference "
+                       "to x for its backward pass).")
     fx = ref_block.forward(x)
     expected_y = x + fx
-    y = np.asarray(y, dtype=np.float64)
-    if y.shape == x.shape and not np.allclose(y, expected_y):
-        if np.allclose(y, fx):
-            raise AssertionError(f"{what} returned block(x) alone: the identity path is "
-                                 "missing. Return x + block.forward(x).")
-        if np.allclose(y, x):
-            raise AssertionError(f"{what} returned x unchanged: add the block's output, "
-                                 "x + block.forward(x).")
-    assert_close(y, expected_y, what=what, hint="Return x + block.forward(x).")
+    y = as_array(y, what=f"{what}'s output", shape=x.shape, hint="the shape of x.")
+    if not np.allclose(y, expected_y):
+        diagnose(y, [(fx, "It returned block(x) alone: the identity path is missing. Return "
+                          "x + block.forward(x)."),
+                     (x, "It returned x unchanged: add the block's output, "
+                         "x + block.forward(x).")], what=what)
+        assert_close(y, expected_y, what=what, hint="Return x + block.forward(x).")
 
     what = "residual_backward(grad_out, block)"
+    before = [p.grad.copy() for p in ref_block.parameters()]
     ref_dx = grad_out + ref_block.backward(grad_out)
-    dx = run_learner_code(residual_backward, grad_out.copy(), block, what=what)
-    dx = np.asarray(dx, dtype=np.float64)
+    dx = call_pure(residual_backward, grad_out, block, what=what, names=("grad_out",))
+    dx = as_array(dx, what=f"{what}'s output", shape=x.shape, hint="the shape of grad_out.")
     branch = ref_dx - grad_out
-    if dx.shape == x.shape and not np.allclose(dx, ref_dx):
-        if np.allclose(dx, branch):
+    if not np.allclose(dx, ref_dx):
+        diagnose(dx, [
+            (branch, "It returned only the block's input gradient: the identity path is "
+                     "missing. y = x + f(x), so dL/dx = grad_out + block.backward(grad_out). "
+                     "The identity's term is what lets the gradient reach early layers "
+                     "undiminished."),
+            (grad_out, "It returned grad_out alone: the path through the block is missing. "
+                       "Call block.backward(grad_out) (it also fills the block's parameter "
+                       "gradients) and add its result to grad_out."),
+            (grad_out + 2 * branch, "It counted the block's path twice: call "
+                                    "block.backward(grad_out) once and add it to grad_out."),
+        ], what=what)
+        assert_close(dx, ref_dx, what=what,
+                     hint="Return grad_out + block.backward(grad_out): the two paths add.")
+    for (name, p), q, old in zip(block.named_parameters(), ref_block.parameters(), before,
+                                 strict=True):
+        added, want = p.grad - old, q.grad - old
+        if np.allclose(added, 0) and not np.allclose(want, 0):
+            raise AssertionError(f"After {what} on {about}, the block's parameter {name!r} "
+                                 "has no gradient: call block.backward(grad_out), so that the "
+                                 "block can learn.")
+        if np.allclose(p.grad, want) and not np.allclose(old, 0):
             raise AssertionError(
-                f"{what} returned only the block's input gradient: the identity path is "
-                "missing. y = x + f(x), so dL/dx = grad_out + block.backward(grad_out). The "
-                "identity's term is what lets the gradient reach early layers undiminished.")
-        if np.allclose(dx, grad_out):
-            raise AssertionError(
-                f"{what} returned grad_out alone: the path through the block is missing. "
-                "Call block.backward(grad_out) (it also fills the block's parameter "
-                "gradients) and add its result to grad_out.")
-        if np.allclose(dx, grad_out + 2 * branch):
-            raise AssertionError(f"{what} counted the block's path twice: call "
-                                 "block.backward(grad_out) once and add it to grad_out.")
-    assert_close(dx, ref_dx, what=what,
-                 hint="Return grad_out + block.backward(grad_out): the two paths add.")
-    for (name, p), q in zip(block.named_parameters(), ref_block.parameters(), strict=True):
-        if np.allclose(p.grad, 0) and not np.allclose(q.grad, 0):
-            raise AssertionError(f"After {what} the block's parameter {name!r} has no "
-                                 "gradient: call block.backward(grad_out), so that the block "
-                                 "can learn.")
-        if np.allclose(p.grad, 2 * q.grad):
+                f"After {what} on {about}, the gradient of the block's {name!r} holds only this "
+                "pass: the gradients that were already there are gone. Do not call zero_grad "
+                "in a backward pass; gradients accumulate until the optimizer's zero_grad.")
+        if np.allclose(added, 2 * want):
             raise AssertionError(f"After {what} the gradient of the block's {name!r} is twice "
                                  "what it should be: call block.backward only once (gradients "
                                  "accumulate).")
         assert_close(p.grad, q.grad, what=f"the gradient of the block's {name!r}",
                      hint="Call block.backward(grad_out) exactly once, after the forward pass.")
-    passed("residual: the identity is added forward, both paths backward.")
 
 
 # -- per-layer gradient norms -------------------------------------------------------
 
-def _norms_model() -> tuple[Sequential, list[Dense]]:
+def _norms_models() -> list[tuple[Sequential, list[Dense]]]:
+    """Two models after a backward pass, with their Dense layers in forward order.
+
+    The first has a LayerNorm inside its residual block (its gain is also called
+    "weight", but it is no Dense layer) and a Dense layer without bias; the second
+    starts with its residual block and has other sizes, so that no layout is
+    hard-coded. The weights are scaled so that the norms differ a lot from layer
+    to layer, and the order shows.
+    """
     rng = np.random.default_rng(506)
-    dense = [Dense(3, 5, rng=rng), Dense(5, 5, rng=rng), Dense(5, 5, rng=rng),
+    dense = [Dense(3, 5, rng=rng), Dense(5, 5, rng=rng), Dense(5, 5, bias=False, rng=rng),
              Dense(5, 1, rng=rng)]
-    model = Sequential(dense[0], ReLU(),
-                       Residual(Sequential(dense[1], ReLU(), dense[2])),
+    first = Sequential(dense[0], ReLU(),
+                       Residual(Sequential(LayerNorm(5), dense[1], ReLU(), dense[2])),
                        ReLU(), dense[3])
-    # make the norms differ a lot from layer to layer, so that the order shows
-    for k, layer in enumerate(dense):
-        layer.weight.value *= 3.0 ** k
-    x = rng.standard_normal((8, 3))
-    grad = rng.standard_normal((8, 1))
-    model.forward(x)
-    model.backward(grad)
-    return model, dense
+    dense2 = [Dense(4, 4, rng=rng), Dense(4, 4, rng=rng), Dense(4, 6, rng=rng),
+              Dense(6, 2, rng=rng)]
+    second = Sequential(Residual(Sequential(dense2[0], ReLU(), dense2[1])), dense2[2], ReLU(),
+                        dense2[3])
+    out = []
+    for model, layers, base, n_in, n_out in ((first, dense, 3.0, 3, 1),
+                                             (second, dense2, 0.4, 4, 2)):
+        for k, layer in enumerate(layers):
+            layer.weight.value *= base ** k
+        model.forward(rng.standard_normal((8, n_in)))
+        model.backward(rng.standard_normal((8, n_out)))
+        out.append((model, layers))
+    return out
 
 
 def check_dense_gradient_norms(dense_gradient_norms: Callable[[Layer], object]) -> None:
@@ -125,33 +169,45 @@ def check_dense_gradient_norms(dense_gradient_norms: Callable[[Layer], object]) 
     inside ``Residual`` blocks included, read from ``.grad`` (after a backward
     pass) and without changing any gradient.
     """
+    for model, dense in _norms_models():
+        _check_norms_case(dense_gradient_norms, model, dense)
+    passed("dense_gradient_norms: every Dense layer, in order (two models).")
+
+
+def _check_norms_case(dense_gradient_norms: Callable[[Layer], object], model: Sequential,
+                      dense: list[Dense]) -> None:
     what = "dense_gradient_norms(model)"
-    model, dense = _norms_model()
     grads_before = [p.grad.copy() for p in model.parameters()]
+    values_before = [p.value.copy() for p in model.parameters()]
     result = run_learner_code(dense_gradient_norms, model, what=what)
-    try:
-        norms = np.asarray(result, dtype=np.float64).ravel()
-    except (TypeError, ValueError) as exc:
-        raise AssertionError(f"{what} must return a list or array of numbers, "
-                             f"got {type(result).__name__}") from exc
-    for p, g in zip(model.parameters(), grads_before, strict=True):
-        if not np.array_equal(p.grad, g):
-            raise AssertionError(f"{what} changed the parameters' .grad; only read them.")
+    for p, g, v in zip(model.parameters(), grads_before, values_before, strict=True):
+        if not (np.array_equal(p.grad, g) and np.array_equal(p.value, v)):
+            raise AssertionError(f"{what} changed the parameters' .grad or .value; only read "
+                                 "them.")
+    if isinstance(result, (str, bytes, dict)) or np.ndim(result) > 1:
+        raise AssertionError(f"{what} must return a list or array of numbers, one per Dense "
+                             f"layer, got {type(result).__name__}.")
+    norms = as_array(result, what=f"{what}'s result").ravel()
     expected = np.array([np.sqrt(np.sum(d.weight.grad ** 2)) for d in dense])
     if len(norms) != len(expected):
         top = sum(isinstance(layer, Dense) for layer in model)
+        named_weight = sum(name.endswith("weight") for name, _ in model.named_parameters())
         hint = ""
         if len(norms) == top:
-            hint = (" You found only the top-level Dense layers; two more sit inside a "
-                    "Residual block. Walk model.modules(), which visits every layer at any "
-                    "depth.")
+            hint = (f" You found only the top-level Dense layers; {len(dense) - top} more sit "
+                    "inside a Residual block. Walk model.modules(), which visits every layer at "
+                    "any depth.")
+        elif len(norms) == named_weight:
+            hint = (" A LayerNorm's gain is also called 'weight': choose the layers by type, "
+                    "isinstance(layer, Dense), not the parameters by name.")
         elif len(norms) == len(model.parameters()):
             hint = " Count Dense weights only, not biases or other parameters."
         raise AssertionError(f"{what} returned {len(norms)} norms, but the test model has "
                              f"{len(expected)} Dense layers.{hint}")
     if not np.allclose(norms, expected):
         weights = np.array([np.linalg.norm(d.weight.value) for d in dense])
-        with_bias = np.array([np.sqrt(np.sum(d.weight.grad ** 2) + np.sum(d.bias.grad ** 2))
+        with_bias = np.array([np.sqrt(np.sum(d.weight.grad ** 2)
+                                      + (0.0 if d.bias is None else np.sum(d.bias.grad ** 2)))
                               for d in dense])
         diagnoses = [
             (expected[::-1], "The norms are in reverse order (the order of the backward "
@@ -162,13 +218,10 @@ def check_dense_gradient_norms(dense_gradient_norms: Callable[[Layer], object]) 
                       "weight.grad."),
             (with_bias, "These include the bias gradients; use weight.grad only."),
         ]
-        for candidate, hint in diagnoses:
-            if np.allclose(norms, candidate):
-                raise AssertionError(f"{what} is wrong. {hint}")
+        diagnose(norms, diagnoses, what=what, rtol=1e-5, atol=1e-8)
         assert_close(norms, expected, what=what,
                      hint="For each Dense layer in model.modules(), compute "
                           "np.linalg.norm(layer.weight.grad).")
-    passed("dense_gradient_norms: every Dense layer, in order.")
 
 
 # -- the pre-LN residual block ------------------------------------------------------
@@ -188,8 +241,13 @@ def check_pre_ln_block(pre_ln_block: Callable[..., Layer]) -> None:
     (LayerNorm removes both); the branch is not affine; the gradients are right;
     the same ``rng`` seed gives the same block and another seed another block.
     """
-    what = "pre_ln_block(dim, hidden, rng)"
-    dim, hidden = 6, 10
+    for dim, hidden in ((6, 10), (4, 3)):
+        _check_pre_ln_case(pre_ln_block, dim, hidden)
+    passed("pre_ln_block: x + Dense(ReLU(Dense(LayerNorm(x)))), from rng.")
+
+
+def _check_pre_ln_case(pre_ln_block: Callable[..., Layer], dim: int, hidden: int) -> None:
+    what = f"pre_ln_block(dim={dim}, hidden={hidden}, rng)"
     block = run_learner_code(pre_ln_block, dim, hidden, np.random.default_rng(7), what=what)
     if not isinstance(block, Layer):
         raise AssertionError(f"{what} must return a regmlp Layer (e.g. a Residual), "
@@ -257,11 +315,17 @@ def check_pre_ln_block(pre_ln_block: Callable[..., Layer]) -> None:
     if np.allclose(y_other, y):
         raise AssertionError(f"{what} gave the same block for different rng seeds: pass rng "
                              "to the Dense layers (Dense(dim, hidden, rng=rng)).")
-    passed("pre_ln_block: x + Dense(ReLU(Dense(LayerNorm(x)))), from rng.")
+    for (name, p), q in zip(same.named_parameters(), other.parameters(), strict=True):
+        drawn = not np.all(p.value == p.value.flat[0])        # not a constant initialisation
+        if drawn and np.array_equal(p.value, q.value):
+            raise AssertionError(
+                f"{what}: the parameter {name!r} is the same for different rng seeds, so it "
+                "was not drawn from the rng argument (a seed of its own?). Pass the same rng "
+                "to every Dense layer: Dense(dim, hidden, rng=rng), Dense(hidden, dim, rng=rng).")
 
 
 def _call(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, what: str) -> np.ndarray:
-    return np.asarray(run_learner_code(fn, x.copy(), what=what), dtype=np.float64)
+    return as_array(run_learner_code(fn, x.copy(), what=what), what=f"{what}'s output")
 
 
 # -- the variance of a residual stream after k blocks ---------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._common import passed, run_learner_code
+from ._common import as_number, call_pure, diagnose, expect_tuple, passed
 
 __all__ = ["check_choose_config", "check_paired_difference", "check_median_ape"]
 
@@ -51,12 +51,14 @@ def _mean_se(values: Sequence[float], ddof: int = 1) -> tuple[float, float]:
 
 
 def _one_se(valid: dict[str, Sequence[float]], simplicity: Sequence[str], *,
-            spread: str = "se", ddof: int = 1) -> str:
+            spread: str = "se", ddof: int = 1, strict: bool = False) -> str:
     """The one-standard-error choice (the reference), or a variant of it for the traps."""
     stats = {c: _mean_se(v, ddof) for c, v in valid.items()}
     best = min(stats, key=lambda c: stats[c][0])
     mean, se = stats[best]
     width = se * len(valid[best]) ** 0.5 if spread == "std" else se
+    if strict:
+        return next((c for c in simplicity if stats[c][0] < mean + width), best)
     return next(c for c in simplicity if stats[c][0] <= mean + width)
 
 
@@ -114,6 +116,14 @@ def _choose_cases() -> list[dict[str, Any]]:
                     "plain": [0.260, 0.250, 0.270],
                     "wd": [0.212, 0.216, 0.213]},
              simplicity=["plain", "wd", "wd+dropout", "all three"]),
+        # A tie at the threshold: 'weight decay' has a mean of exactly best + SE. Every loss
+        # is a multiple of 3/256, so every mean and SE (computed in any order, even by a
+        # running update) is exact in binary: the tie is a true tie.
+        dict(name="a mean exactly at the threshold",
+             valid={"baseline": [78 / 256, 84 / 256, 81 / 256, 81 / 256],
+                    "weight decay": [78 / 256, 60 / 256, 72 / 256, 66 / 256],
+                    "combined": [75 / 256, 63 / 256, 63 / 256, 63 / 256]},
+             simplicity=["baseline", "weight decay", "combined"]),
     ]
     for case in cases:
         if "test" not in case:  # test losses that favour another configuration
@@ -157,6 +167,9 @@ def _mistakes() -> list[tuple[Callable[[dict[str, Any]], str], str]]:
         (by_order(lambda case: sorted(case["valid"])),
          "you take the first configuration under the threshold in alphabetical order; "
          "take the first in the order of `simplicity` (simplest first)."),
+        (lambda case: _one_se(case["valid"], case["simplicity"], strict=True),
+         "a configuration whose mean is exactly the best mean + SE is within the threshold: "
+         "the rule is mean <= best mean + SE, not <."),
     ]
 
 
@@ -172,8 +185,9 @@ def check_choose_config(choose_config: Callable[..., Any]) -> None:
     cases = _choose_cases()
     answers = []
     for case in cases:
-        got = run_learner_code(choose_config, case["runs"].copy(), list(case["simplicity"]),
-                               what="choose_config(runs, simplicity)")
+        got = call_pure(choose_config, case["runs"].copy(), list(case["simplicity"]),
+                        what="choose_config(runs, simplicity)", names=("runs", "simplicity"),
+                        hint="group or sort a copy (runs.groupby(...) makes a new table).")
         if not isinstance(got, str):
             raise AssertionError(f"choose_config should return the configuration's name (a str), "
                                  f"got {type(got).__name__} {got!r}")
@@ -185,9 +199,9 @@ def check_choose_config(choose_config: Callable[..., Any]) -> None:
     i = next(i for i, (a, e) in enumerate(zip(answers, expected, strict=True)) if a != e)
     where = (f"On the table '{cases[i]['name']}' you chose {answers[i]!r}, expected "
              f"{expected[i]!r}: ")
-    for mistake, message in _mistakes():
-        if answers == [mistake(case) for case in cases]:
-            raise AssertionError(where + message)
+    diagnose(answers, [(lambda m=mistake: [m(case) for case in cases], message)
+                       for mistake, message in _mistakes()],
+             what=where, match=lambda a, b: a == b, template="{what}{hint}")
     if answers[i] not in cases[i]["valid"]:
         raise AssertionError(where + f"{answers[i]!r} is not one of the configurations "
                              f"{sorted(cases[i]['valid'])}.")
@@ -202,10 +216,14 @@ def _paired_table() -> pd.DataFrame:
     base = [0.240 + o for o in offsets]
     wd = [0.222 + o + e for o, e in zip(offsets, [0.002, -0.001, 0.003, 0.000, -0.004],
                                         strict=True)]
-    drop = [0.231 + o + e for o, e in zip(offsets, [-0.003, 0.004, 0.001, -0.002, 0.000],
+    drop = [0.233 + o + e for o, e in zip(offsets, [-0.003, 0.004, 0.001, -0.002, 0.000],
                                           strict=True)]
-    return _runs_table({"baseline": base, "weight decay": wd, "dropout": drop},
-                       {"baseline": base, "weight decay": wd, "dropout": drop}, order_seed=3)
+    # test losses of their own (a test_loss column read by mistake must give other numbers)
+    test = {name: [v + 0.013 * (j + 1) + 0.002 * k * (j - 1) for k, v in enumerate(losses)]
+            for j, (name, losses) in enumerate((("baseline", base), ("weight decay", wd),
+                                                 ("dropout", drop)))}
+    return _runs_table({"baseline": base, "weight decay": wd, "dropout": drop}, test,
+                       order_seed=3)
 
 
 def _diffs(runs: pd.DataFrame, config: str, baseline: str) -> list[float]:
@@ -222,16 +240,20 @@ def check_paired_difference(paired_difference: Callable[..., Any]) -> None:
     their standard error ``std(ddof=1) / sqrt(n)``.
     """
     runs = _paired_table()
-    for config in ("weight decay", "dropout"):
-        mean, se = _mean_se(_diffs(runs, config, "baseline"))
-        got = run_learner_code(paired_difference, runs.copy(), config, "baseline",
-                               what=f"paired_difference(runs, {config!r}, 'baseline')")
-        try:
-            got_mean, got_se = (float(v) for v in got)
-        except (TypeError, ValueError):
-            raise AssertionError(f"paired_difference should return two numbers (mean, se), "
-                                 f"got {got!r}") from None
-        what = f"For {config!r} against 'baseline' "
+    # (config, baseline, whether to pass baseline): the default, then other names
+    calls = [("weight decay", "baseline", False), ("dropout", "baseline", True),
+             ("dropout", "weight decay", True)]
+    for config, baseline, pass_baseline in calls:
+        mean, se = _mean_se(_diffs(runs, config, baseline))
+        shown = f"{config!r}, {baseline!r}" if pass_baseline else f"{config!r}"
+        call = f"paired_difference(runs, {shown})"
+        got = call_pure(paired_difference, runs.copy(), config,
+                        *((baseline,) if pass_baseline else ()), what=call, names=("runs",))
+        got_mean, got_se = (as_number(v, what=f"{call}'s {name}") for v, name in zip(
+            expect_tuple(got, 2, what=call, names="(mean, se)"), ("mean", "se"), strict=True))
+        if not np.isclose(got_mean, mean, rtol=1e-9, atol=1e-12):
+            _wrong_columns_or_names(runs, call, config, baseline, got_mean)
+        what = f"For {config!r} against {baseline!r} "
         if np.isclose(got_mean, -mean, rtol=1e-9, atol=1e-12) and mean != 0:
             raise AssertionError(what + f"your mean difference is {got_mean:.6f}, expected "
                                  f"{mean:.6f}: the sign is reversed. Compute config minus "
@@ -243,12 +265,12 @@ def check_paired_difference(paired_difference: Callable[..., Any]) -> None:
         if np.isclose(got_se, se, rtol=1e-9, atol=1e-12):
             continue
         _, se_config = _mean_se(runs.loc[runs.config == config, "valid_loss"].tolist())
-        _, se_base = _mean_se(runs.loc[runs.config == "baseline", "valid_loss"].tolist())
+        _, se_base = _mean_se(runs.loc[runs.config == baseline, "valid_loss"].tolist())
         unpaired = (se_config ** 2 + se_base ** 2) ** 0.5
         by_rows = np.subtract(runs.loc[runs.config == config, "valid_loss"].to_numpy(),
-                              runs.loc[runs.config == "baseline", "valid_loss"].to_numpy())
+                              runs.loc[runs.config == baseline, "valid_loss"].to_numpy())
         _, se_rows = _mean_se(list(by_rows))
-        diffs = _diffs(runs, config, "baseline")
+        diffs = _diffs(runs, config, baseline)
         _, se_ddof0 = _mean_se(diffs, ddof=0)
         std = se * len(diffs) ** 0.5
         hints = [
@@ -263,13 +285,28 @@ def check_paired_difference(paired_difference: Callable[..., Any]) -> None:
             (std, "that is the standard deviation of the differences; the standard error of "
                   "their mean divides it by sqrt(n_seeds)."),
         ]
-        for value, hint in hints:
-            if np.isclose(got_se, value, rtol=1e-9, atol=1e-12):
-                raise AssertionError(what + f"your standard error is {got_se:.6f}, expected "
-                                     f"{se:.6f}: {hint}")
+        diagnose(got_se, hints, what=what + f"your standard error is {got_se:.6f}, expected "
+                 f"{se:.6f}:", rtol=1e-9, atol=1e-12, template="{what} {hint}")
         raise AssertionError(what + f"your standard error is {got_se:.6f}, expected {se:.6f}: "
                              "it is std(ddof=1) / sqrt(n) of the per-seed differences.")
-    passed("paired_difference pairs the runs by seed.")
+    passed("paired_difference pairs the runs by seed, against any baseline.")
+
+
+def _wrong_columns_or_names(runs: pd.DataFrame, call: str, config: str, baseline: str,
+                            got_mean: float) -> None:
+    """A wrong mean that another baseline, or the test losses, would give."""
+    others = [c for c in ("baseline", "weight decay", "dropout") if c not in (config, baseline)]
+    for other in others:
+        if np.isclose(got_mean, _mean_se(_diffs(runs, config, other))[0], rtol=1e-9,
+                      atol=1e-12):
+            raise AssertionError(f"{call} compared with {other!r}, not with {baseline!r}: use "
+                                 "the baseline argument (its default is 'baseline'), not a "
+                                 "name of your own.")
+    with_test = runs.assign(valid_loss=runs["test_loss"])
+    if np.isclose(got_mean, _mean_se(_diffs(with_test, config, baseline))[0], rtol=1e-9,
+                  atol=1e-12):
+        raise AssertionError(f"{call} used the 'test_loss' column: compare the validation "
+                             "losses, 'valid_loss'.")
 
 
 # -- exercise: from standardised log prices to dollars ------------------------------------------
@@ -290,6 +327,7 @@ def check_median_ape(median_ape: Callable[..., Any]) -> None:
     ``100 * median(|price_pred - price| / price)``.
     """
     pred, y, mu, sigma = _price_case()
+    what = "median_ape(pred, y, target_mean, target_std)"
 
     def mdape(p_hat: np.ndarray, p: np.ndarray, *, scale: float = 100.0,
               reduce: Callable[[np.ndarray], float] = np.median, denom: str = "true") -> float:
@@ -300,25 +338,31 @@ def check_median_ape(median_ape: Callable[..., Any]) -> None:
         return np.exp(v * s + m)
 
     expected = mdape(price(pred), price(y))
-    got = run_learner_code(median_ape, pred.copy(), y.copy(), mu, sigma,
-                           what="median_ape(pred, y, target_mean, target_std)")
-    if np.ndim(got) != 0:
-        raise AssertionError(f"median_ape should return one number (a percentage), got an "
-                             f"array of shape {np.shape(got)}")
-    try:
-        got = float(got)
-    except (TypeError, ValueError):
-        raise AssertionError(f"median_ape should return a number, got {got!r}") from None
+    got = as_number(call_pure(median_ape, pred, y, mu, sigma, what=what, names=("pred", "y")),
+                    what="median_ape's result (a percentage)")
     if np.isclose(got, expected, rtol=1e-9):
-        # A second case: an even number of houses (the median averages the middle two).
+        # An even number of houses (the median averages the middle two), then other training
+        # statistics and one-dimensional arrays.
         pred2, y2 = pred[:8] * 0.7, y[:8]
         expected2 = mdape(price(pred2), price(y2))
-        got2 = float(run_learner_code(median_ape, pred2.copy(), y2.copy(), mu, sigma,
-                                      what="median_ape(pred, y, target_mean, target_std)"))
+        got2 = as_number(call_pure(median_ape, pred2, y2, mu, sigma, what=what,
+                                   names=("pred", "y")), what="median_ape's result")
         if not np.isclose(got2, expected2, rtol=1e-9):
             raise AssertionError(f"With 8 houses median_ape gave {got2:.4f}%, expected "
                                  f"{expected2:.4f}%: with an even count the median is the mean "
                                  "of the two middle values (np.median does that).")
+        mu3, sigma3 = 11.5, 0.5
+        pred3, y3 = pred[:, 0] * 1.3, y[:, 0]
+        expected3 = mdape(price(pred3, mu3, sigma3), price(y3, mu3, sigma3))
+        got3 = as_number(call_pure(median_ape, pred3, y3, mu3, sigma3, what=what,
+                                   names=("pred", "y")), what="median_ape's result")
+        if not np.isclose(got3, expected3, rtol=1e-9):
+            hint = ("Use the target_mean and target_std you are given."
+                    if np.isclose(got3, mdape(price(pred3), price(y3)), rtol=1e-9) else
+                    "Nothing may depend on the shape (n, 1): work element-wise.")
+            raise AssertionError(f"With target_mean={mu3}, target_std={sigma3} and arrays of "
+                                 f"shape (9,), median_ape gave {got3:.4f}%, expected "
+                                 f"{expected3:.4f}%. {hint}")
         passed("median_ape converts to dollars, then takes the median.")
         return
 
@@ -348,10 +392,8 @@ def check_median_ape(median_ape: Callable[..., Any]) -> None:
         (mdape(price(pred), price(y), scale=1.0),
          "that is a fraction; return a percentage (multiply by 100)."),
     ]
-    for value, hint in traps:
-        if np.isclose(got, value, rtol=1e-7):
-            raise AssertionError(f"median_ape returned {got:.4f}, expected {expected:.4f}%: "
-                                 f"{hint}")
+    diagnose(got, traps, what=f"median_ape returned {got:.4f}, expected {expected:.4f}%:",
+             rtol=1e-7, atol=0.0, template="{what} {hint}")
     raise AssertionError(f"median_ape returned {got:.4f}, expected {expected:.4f}%: convert "
                          "both arrays to dollars with exp(v * target_std + target_mean), then "
                          "take 100 * median(|predicted - actual| / actual).")
