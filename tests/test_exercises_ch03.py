@@ -213,3 +213,114 @@ def test_scripted_run_sees_through_a_stale_snapshot():
     run.train_epoch(run.model)
     assert np.all(refs[0] == 2.0) and np.all(copies["0.weight"] == 1.0)
     assert run.held_epoch() == 1 and run.valid_loss(run.model) == 2.0
+
+
+# -- how long to retrain on train + validation ------------------------------------------
+
+from regmlp.exercises import check_retrain_epochs  # noqa: E402
+from regmlp.exercises.ch03_early_stopping import (  # noqa: E402
+    _RETRAIN_CASES,
+    _RETRAIN_MISTAKES,
+    _retrain_epochs,
+)
+
+
+def retrain_epochs(best_epoch, n_train, n_valid, batch_size):
+    updates = (best_epoch + 1) * math.ceil(n_train / batch_size)
+    return math.ceil(updates / math.ceil((n_train + n_valid) / batch_size))
+
+
+def retrain_by_counting(best_epoch, n_train, n_valid, batch_size):
+    """Another correct version: add epochs until the updates reach the target."""
+    target = (best_epoch + 1) * (-(-n_train // batch_size))
+    per_epoch = -(-(n_train + n_valid) // batch_size)
+    epochs = 0
+    while epochs * per_epoch < target:
+        epochs += 1
+    return epochs
+
+
+def retrain_by_simulation(best_epoch, n_train, n_valid, batch_size):
+    """Another correct version: count the batches regmlp.training.batches yields."""
+    from regmlp.training import batches
+
+    def n_batches(n):
+        x = np.zeros((n, 1))
+        return sum(1 for _ in batches(x, x, batch_size=batch_size, shuffle=False))
+
+    target = (best_epoch + 1) * n_batches(n_train)
+    return int(np.ceil(target / n_batches(n_train + n_valid)))
+
+
+def retrain_stub(best_epoch, n_train, n_valid, batch_size):
+    raise NotImplementedError("Exercise: replace this line with your code.")
+
+
+@pytest.mark.parametrize("solution", [retrain_epochs, retrain_by_counting,
+                                      retrain_by_simulation])
+def test_retrain_epochs_accepts_the_solution(solution, capsys):
+    check_retrain_epochs(solution)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(("index", "message"), [
+    (0, r"same number of EPOCHS"),
+    (1, r"counted from 0"),
+    (2, r"Rounding down"),
+    (3, r"Rounding to the nearest"),
+    (4, r"last, smaller mini-batch"),
+    (5, r"Count updates \(mini-batches\), not examples: an epoch"),
+    (6, r"Count updates .* and\s+round up"),
+    (7, r"upside down"),
+])
+def test_retrain_epochs_rejects_each_mistake(index, message):
+    mistake, _ = _RETRAIN_MISTAKES[index]
+    with pytest.raises(AssertionError, match=message):
+        check_retrain_epochs(mistake)
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (lambda b, nt, nv, bs: float(retrain_epochs(b, nt, nv, bs)), r"return a\s+whole number"),
+    (lambda b, nt, nv, bs: (b + 1) * math.ceil(nt / bs) / math.ceil((nt + nv) / bs),
+     r"return a\s+whole number"),
+    (lambda b, nt, nv, bs: retrain_epochs(b, nt, nv, bs) + 1, r"expected \[13, 11, 5, 1, 6\]"),
+    (retrain_stub, r"not written yet"),
+])
+def test_retrain_epochs_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_retrain_epochs(wrong)
+
+
+def test_retrain_cases_tell_every_mistake_apart():
+    """Each mistake gives answers different from the right ones and from every other."""
+    right = [_retrain_epochs(*case) for case in _RETRAIN_CASES]
+    answers = [tuple(m(*case) for case in _RETRAIN_CASES) for m, _ in _RETRAIN_MISTAKES]
+    assert tuple(right) not in answers
+    assert len(set(answers)) == len(answers)
+
+
+def test_retrain_reference_counts_the_updates_of_fit():
+    """The reference agrees with the number of optimizer steps fit really takes."""
+    from regmlp import SGD, Dense, Sequential, fit
+    from regmlp.losses import MSE
+
+    class CountingSGD(SGD):
+        steps = 0
+
+        def step(self):
+            CountingSGD.steps += 1
+            super().step()
+
+    def steps_of(n, epochs, batch_size):
+        CountingSGD.steps = 0
+        model = Sequential(Dense(1, 1, rng=0))
+        x = np.zeros((n, 1))
+        fit(model, (x, x), loss=MSE(), optimizer=CountingSGD(model.parameters(), lr=0.0),
+            epochs=epochs, batch_size=batch_size, rng=0, progress=False)
+        return CountingSGD.steps
+
+    best_epoch, n_train, n_valid, batch_size = 5, 70, 30, 16
+    epochs = _retrain_epochs(best_epoch, n_train, n_valid, batch_size)
+    target = steps_of(n_train, best_epoch + 1, batch_size)
+    assert steps_of(n_train + n_valid, epochs, batch_size) >= target
+    assert steps_of(n_train + n_valid, epochs - 1, batch_size) < target

@@ -318,3 +318,111 @@ def check_mc_dropout(mc_dropout_predict: Callable[..., tuple]) -> None:
                 f"{what} returned std {np.round(std[:, 0], 4)}, but the exact standard "
                 f"deviation over dropout masks is {np.round(ref_std[:, 0], 4)}. {hint}")
     passed("mc_dropout_predict: right mean and std, modes restored.")
+
+
+# -- input dropout as an L2 penalty (a derivation) -----------------------------------
+
+def _l2_inputs() -> list[tuple[np.ndarray, float]]:
+    """Features that are neither centred nor of unit scale, so that the mean square,
+    the variance and 1 all differ; and several drop probabilities."""
+    rng = np.random.default_rng(232)
+    x = rng.normal([0.0, 1.5, -2.0, 0.5], [1.0, 0.5, 2.0, 3.0], size=(40, 4))
+    x_small = rng.normal(1.0, 2.0, size=(7, 3))
+    return [(x, 0.1), (x, 0.5), (x_small, 0.3)]
+
+
+def _input_dropout_l2_reference(x: np.ndarray, p: float) -> np.ndarray:
+    r""":math:`\lambda_j = \frac{2p}{1-p}\,\frac1n\sum_i x_{ij}^2`.
+
+    For :math:`z_i = \sum_j w_j x_{ij} m_{ij}/(1-p) + b`, the expected squared
+    error over masks is :math:`(\hat z_i - y_i)^2 + \frac{p}{1-p}\sum_j w_j^2 x_{ij}^2`;
+    averaged over the examples, the extra term is
+    :math:`\sum_j \frac{\lambda_j}{2} w_j^2`, chapter 1's ``L2`` with one
+    :math:`\lambda_j` per weight.
+    """
+    return 2.0 * p / (1.0 - p) * np.mean(x ** 2, axis=0)
+
+
+def _input_dropout_l2_mistakes(x: np.ndarray, p: float) -> list[tuple[np.ndarray, str]]:
+    """What the usual slips return for ``(x, p)``, each with the hint that fixes it."""
+    m2, var, n = np.mean(x ** 2, axis=0), np.var(x, axis=0), len(x)
+    return [
+        (p / (1 - p) * m2,
+         "You found the extra loss p/(1-p) * sum_j w_j^2 mean_i(x_ij^2); now match it to "
+         "chapter 1's penalty L2(lam) = lam/2 * sum_j w_j^2. The 1/2 in lam/2 means lam is "
+         "TWICE the coefficient in front of w_j^2."),
+        (2 * p * m2,
+         "The variance of the inverted-dropout factor m/(1-p) is p/(1-p), not p: "
+         "E[(m/(1-p))^2] = 1/(1-p), minus the squared mean 1."),
+        (2 * p * (1 - p) * m2,
+         "p(1-p) is the variance of the mask m itself; the input is multiplied by m/(1-p), "
+         "whose variance is p(1-p)/(1-p)^2 = p/(1-p)."),
+        (2 * (1 - p) / p * m2,
+         "The factor is upside down: it must grow with p (no dropout, no penalty), so it is "
+         "p/(1-p), not (1-p)/p."),
+        (2 * p / (1 - p) * var,
+         "The penalty weighs w_j^2 by the mean of x_ij^2 over the examples, the raw second "
+         "moment, not by the variance of feature j. They agree only for centred features "
+         "(such as the standardised house prices on their training split); these are not."),
+        (p / (1 - p) * var,
+         "Two slips: use the mean of x_ij^2 (not the variance), and lam is twice the "
+         "coefficient of w_j^2, because chapter 1's L2(lam) is lam/2 * sum_j w_j^2."),
+        (2 * p / (1 - p) * n * m2,
+         "The MSE averages over the examples, so the penalty does too: use the mean of "
+         "x_ij^2 over the rows, not the sum."),
+        (2 * p / (1 - p) * np.sqrt(m2),
+         "The penalty is quadratic in x: the noise x_ij (m_ij/(1-p) - 1) w_j has variance "
+         "p/(1-p) w_j^2 x_ij^2, so use the mean of x_ij^2, not its square root."),
+        (np.full(x.shape[1], 2 * p / (1 - p)),
+         "That is the answer for standardised features only (mean of x_ij^2 = 1 on the "
+         "training data); these features are not standardised, so compute the mean of "
+         "x_ij^2 over the rows for each feature."),
+    ]
+
+
+def check_input_dropout_l2(input_dropout_l2: Callable[..., Any]) -> None:
+    r"""Check ``input_dropout_l2(x, p) -> lam``, the L2 strengths equivalent to input dropout.
+
+    A linear regression :math:`z = x \cdot w + b` trained with the mean squared
+    error, with inverted dropout of rate ``p`` on its inputs, has on average
+    over the masks the loss of the plain model plus
+    :math:`\sum_j \frac{\lambda_j}{2} w_j^2` (chapter 1's ``L2`` convention),
+    with :math:`\lambda_j = \frac{2p}{1-p}\,\frac1n\sum_i x_{ij}^2`. The
+    answer is the array of the :math:`\lambda_j`, one per feature (column of
+    ``x``).
+    """
+    for x, p in _l2_inputs():
+        what = f"input_dropout_l2(x, p={p:g}) with x of shape {x.shape}"
+        x_before = x.copy()
+        result = run_learner_code(input_dropout_l2, x, p, what=what)
+        if not np.array_equal(x, x_before):
+            raise AssertionError(f"{what} changed x in place; only read it.")
+        if isinstance(result, tuple):
+            raise AssertionError(f"{what} returned a tuple; return one array of lam_j, one "
+                                 "per feature.")
+        try:
+            lam = np.asarray(result, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise AssertionError(f"{what} returned {result!r}; return an array of numbers, "
+                                 "one lam_j per feature.") from None
+        expected = _input_dropout_l2_reference(x, p)
+        if lam.shape != expected.shape:
+            hint = (" A single number assumes every feature has the same mean square; give "
+                    "one lam_j per column of x (average over axis 0, the examples)."
+                    if lam.ndim == 0 else " Average over axis 0, the examples.")
+            raise AssertionError(f"{what} returned shape {lam.shape}, expected "
+                                 f"{expected.shape}: one lam_j per feature.{hint}")
+        if np.allclose(lam, expected, rtol=1e-9, atol=1e-12):
+            continue
+        for candidate, hint in _input_dropout_l2_mistakes(x, p):
+            if np.allclose(lam, candidate, rtol=1e-9, atol=1e-12):
+                raise AssertionError(f"{what} is wrong: {np.round(lam, 4)}. {hint}")
+        raise AssertionError(
+            f"{what} returned {np.round(lam, 4)}, expected {np.round(expected, 4)}. Write "
+            "the input as x_ij m_ij/(1-p), take the expectation of the squared error over "
+            "the masks (mean plus variance), average over the examples and match the extra "
+            "term to lam_j/2 * w_j^2.")
+    passed("input_dropout_l2: lam_j = 2p/(1-p) * mean_i x_ij^2, chapter 1's L2 per weight.")
+
+
+__all__ += ["check_input_dropout_l2"]

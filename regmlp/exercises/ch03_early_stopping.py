@@ -256,3 +256,95 @@ def check_restore_best(train_with_early_stopping: Callable[..., object]) -> None
                 f"{what} returned {result!r}; it should return the best epoch, {best_epoch} "
                 "(epochs are counted from 0), the one whose weights the model now holds.")
     passed("the loop stops on time and restores the best weights.")
+
+
+# -- exercise: how long to retrain on train + validation -----------------------------------
+
+def _updates_per_epoch(n: int, batch_size: int) -> int:
+    """Mini-batches per epoch: the last, smaller batch is an update too."""
+    return math.ceil(n / batch_size)
+
+
+def _retrain_epochs(best_epoch: int, n_train: int, n_valid: int, batch_size: int) -> int:
+    r"""Smallest number of epochs on train + validation with at least as many updates.
+
+    The early-stopped run made :math:`U = (b + 1)\lceil n_{train}/B\rceil`
+    updates up to and including its best epoch :math:`b`; one epoch on
+    :math:`n_{train} + n_{valid}` examples makes
+    :math:`\lceil (n_{train} + n_{valid})/B\rceil`.
+    """
+    updates = (best_epoch + 1) * _updates_per_epoch(n_train, batch_size)
+    return math.ceil(updates / _updates_per_epoch(n_train + n_valid, batch_size))
+
+
+# (best_epoch, n_train, n_valid, batch_size): together they tell every slip below apart
+_RETRAIN_CASES = [(14, 2051, 440, 64), (11, 2051, 440, 64), (5, 70, 30, 16), (0, 2051, 440, 64),
+                  (6, 2051, 440, 64)]
+
+_RETRAIN_MISTAKES: list[tuple[Callable[[int, int, int, int], int], str]] = [
+    (lambda b, nt, nv, bs: b + 1,
+     "That is the same number of EPOCHS as the early-stopped run (what the chapter "
+     "retrained for). The exercise asks for the same number of parameter UPDATES: an epoch "
+     "on train + validation has more mini-batches, so fewer epochs are needed."),
+    (lambda b, nt, nv, bs: math.ceil(b * math.ceil(nt / bs) / math.ceil((nt + nv) / bs)),
+     "Epochs are counted from 0: up to and including its best epoch b, the run trained "
+     "b + 1 epochs."),
+    (lambda b, nt, nv, bs: (b + 1) * math.ceil(nt / bs) // math.ceil((nt + nv) / bs),
+     "Rounding down gives fewer updates than the early-stopped run made; return the "
+     "SMALLEST number of epochs with at least as many updates (round up)."),
+    (lambda b, nt, nv, bs: round((b + 1) * math.ceil(nt / bs) / math.ceil((nt + nv) / bs)),
+     "Rounding to the nearest can give fewer updates than the early-stopped run made; "
+     "return the SMALLEST number of epochs with at least as many updates (round up)."),
+    (lambda b, nt, nv, bs: math.ceil((b + 1) * (nt // bs) / ((nt + nv) // bs)),
+     "The last, smaller mini-batch of an epoch is an update too: an epoch of n examples "
+     "makes ceil(n / batch_size) updates, not n // batch_size."),
+    (lambda b, nt, nv, bs: math.ceil((b + 1) * nt / (nt + nv)),
+     "Count updates (mini-batches), not examples: an epoch of n examples makes "
+     "ceil(n / batch_size) updates, and the ceilings do not cancel."),
+    (lambda b, nt, nv, bs: round((b + 1) * nt / (nt + nv)),
+     "Count updates (mini-batches, ceil(n / batch_size) per epoch), not examples, and "
+     "round up."),
+    (lambda b, nt, nv, bs: math.ceil((b + 1) * math.ceil((nt + nv) / bs) / math.ceil(nt / bs)),
+     "The ratio is upside down: train + validation has MORE batches per epoch, so the "
+     "same number of updates takes FEWER epochs."),
+]
+
+
+def check_retrain_epochs(retrain_epochs: Callable[..., object]) -> None:
+    r"""Check ``retrain_epochs(best_epoch, n_train, n_valid, batch_size) -> int``.
+
+    After early stopping chose ``best_epoch`` (counted from 0) on a run over
+    ``n_train`` training examples, how many epochs over the ``n_train +
+    n_valid`` examples of train + validation make at least as many parameter
+    updates (mini-batches of ``batch_size``, the last one possibly smaller) as
+    that run made up to and including its best epoch? The answer is the
+    smallest such number (Goodfellow et al.'s algorithm 7.2 counts steps).
+    """
+    answers, expected = [], []
+    for case in _RETRAIN_CASES:
+        best_epoch, n_train, n_valid, batch_size = case
+        what = (f"retrain_epochs(best_epoch={best_epoch}, n_train={n_train}, "
+                f"n_valid={n_valid}, batch_size={batch_size})")
+        got = run_learner_code(retrain_epochs, best_epoch, n_train, n_valid, batch_size,
+                               what=what)
+        if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, np.integer)):
+            raise AssertionError(f"{what} returned {got!r} ({type(got).__name__}); return a "
+                                 "whole number of epochs, an int (math.ceil gives one).")
+        answers.append(int(got))
+        expected.append(_retrain_epochs(*case))
+    if answers == expected:
+        passed("retrain_epochs: the smallest number of epochs with as many updates.")
+        return
+    for mistake, hint in _RETRAIN_MISTAKES:
+        if answers == [mistake(*case) for case in _RETRAIN_CASES]:
+            raise AssertionError(f"retrain_epochs returned {answers} for the cases "
+                                 f"{_RETRAIN_CASES}, expected {expected}. {hint}")
+    raise AssertionError(
+        f"retrain_epochs returned {answers} for the cases (best_epoch, n_train, n_valid, "
+        f"batch_size) = {_RETRAIN_CASES}, expected {expected}. The early-stopped run made "
+        "(best_epoch + 1) * ceil(n_train / batch_size) updates; one epoch on train + "
+        "validation makes ceil((n_train + n_valid) / batch_size); return the smallest number "
+        "of such epochs with at least as many updates.")
+
+
+__all__ += ["check_retrain_epochs"]
