@@ -1,8 +1,9 @@
 """The chapter 2 checkers accept the reference solutions and reject the usual mistakes.
 
 The first wrong versions are the dropout bugs of DESIGN.md section 7 (no 1/(1-p)
-scaling, still active in evaluation, a backward that ignores the mask); the
-others are mistakes a learner is likely to make. Each must fail with an
+scaling, still active in evaluation; the third, a backward that ignores the
+mask, is caught by tests/test_layers.py and by the chapter's gradient check);
+the others are mistakes a learner is likely to make. Each must fail with an
 AssertionError whose message says what to fix.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from regmlp.exercises import check_dropout_backward, check_dropout_forward, check_mc_dropout
+from regmlp.exercises import check_dropout_forward, check_mc_dropout
 from regmlp.layers import Dropout
 
 # -- forward ------------------------------------------------------------------------
@@ -133,66 +134,6 @@ def test_forward_accepts_the_package_layer(capsys):
 def test_forward_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
         check_dropout_forward(wrong)
-
-
-# -- backward -----------------------------------------------------------------------
-
-
-def dropout_backward(grad_out, mask, p):
-    return grad_out * mask / (1 - p)
-
-
-def bwd_ignores_mask(grad_out, mask, p):
-    return grad_out / (1 - p)
-
-
-def bwd_identity(grad_out, mask, p):
-    return grad_out
-
-
-def bwd_no_scale(grad_out, mask, p):
-    return grad_out * mask
-
-
-def bwd_inverted_mask(grad_out, mask, p):
-    return grad_out * ~mask / (1 - p)
-
-
-def bwd_times_keep(grad_out, mask, p):
-    return grad_out * mask * (1 - p)
-
-
-def bwd_sign(grad_out, mask, p):
-    return -grad_out * mask / (1 - p)
-
-
-def bwd_in_place(grad_out, mask, p):
-    grad_out *= mask / (1 - p)
-    return grad_out
-
-
-def bwd_stub(grad_out, mask, p):
-    raise NotImplementedError("Exercise: replace this line with your code.")
-
-
-def test_backward_accepts_the_solution(capsys):
-    check_dropout_backward(dropout_backward)
-    assert capsys.readouterr().out.startswith("Correct:")
-
-
-@pytest.mark.parametrize(("wrong", "message"), [
-    (bwd_ignores_mask, r"ignores the mask: the gradient of a dropped entry must be\s+0"),
-    (bwd_identity, r"returns grad_out unchanged: it ignores the mask"),
-    (bwd_no_scale, r"1 / \(1 - p\) is missing"),
-    (bwd_inverted_mask, r"dropped entries instead of the kept"),
-    (bwd_times_keep, r"Divide by 1 - p rather than multiplying"),
-    (bwd_sign, r"dropout_backward\(grad_out, mask, p\) is wrong \(largest difference"),
-    (bwd_in_place, r"changed grad_out or mask in place"),
-    (bwd_stub, r"not written yet"),
-])
-def test_backward_rejects(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        check_dropout_backward(wrong)
 
 
 # -- Monte Carlo dropout --------------------------------------------------------------

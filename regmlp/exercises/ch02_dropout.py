@@ -4,18 +4,17 @@ r"""Checkers for the exercises of chapter 2, *Dropout*.
   inverted dropout: drop each entry with probability ``p``, scale the survivors
   by :math:`1/(1-p)`, and be the identity when ``training`` is False (the first
   two dropout bugs of DESIGN §7: no scaling, still active in evaluation);
-* :func:`check_dropout_backward` -- ``dropout_backward(grad_out, mask, p)``,
-  the gradient through the same mask and scale (the third: a backward that
-  ignores the mask);
 * :func:`check_mc_dropout` -- ``mc_dropout_predict(model, x, n_samples)``,
   the mean and standard deviation of ``n_samples`` stochastic forward passes
   (Monte Carlo dropout), leaving the model's modes as they were.
 
 The references are computed here from the definitions, independently of
-``regmlp.layers.Dropout``: the backward one by central differences of the
-forward pass, the Monte Carlo one in closed form (dropout right before the last
-linear layer makes the output linear in the mask, so its mean and variance over
-masks are exact sums).
+``regmlp.layers.Dropout``: the Monte Carlo one in closed form (dropout right
+before the last linear layer makes the output linear in the mask, so its mean
+and variance over masks are exact sums).
+* :func:`check_input_dropout_l2` -- ``input_dropout_l2(x, p)``, the L2
+  strengths :math:`\lambda_j = \frac{2p}{1-p}\overline{x_j^2}` that input
+  dropout adds, on average, to a linear model's squared error.
 """
 
 from __future__ import annotations
@@ -25,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from ..gradcheck import numerical_gradient
 from ..layers import Dense, Dropout, Layer, ReLU, Sequential
 from ._common import assert_close, passed, run_learner_code
 
-__all__ = ["check_dropout_forward", "check_dropout_backward", "check_mc_dropout"]
+__all__ = ["check_dropout_forward", "check_mc_dropout"]
 
 
 # -- the forward pass ---------------------------------------------------------------
@@ -43,7 +41,7 @@ def _forward_input(shape: tuple[int, int] = (400, 250), seed: int = 202) -> np.n
 def _as_output(result: Any, what: str, shape: tuple[int, ...]) -> np.ndarray:
     if isinstance(result, tuple):
         raise AssertionError(f"{what} returned a tuple of {len(result)} items; return only the "
-                             "output array (the backward exercise gets the mask separately).")
+                             "output array, not the mask.")
     out = np.asarray(result)
     if out.shape != shape:
         raise AssertionError(f"{what} returned shape {out.shape}, expected {shape}: dropout "
@@ -158,68 +156,6 @@ def check_dropout_forward(dropout_forward: Callable[..., np.ndarray]) -> None:
             "dropout must be switched off: return x unchanged. Inverted dropout already made "
             "the expected training output equal to x, so no rescaling is needed at test time.")
     passed("dropout_forward: right mask, 1/(1-p) scaling, identity in eval.")
-
-
-# -- the backward pass --------------------------------------------------------------
-
-def _backward_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    rng = np.random.default_rng(212)
-    x = rng.standard_normal((6, 5))
-    grad_out = rng.standard_normal((6, 5))
-    p = 0.4
-    mask = rng.random((6, 5)) >= p
-    mask[0, 0], mask[0, 1] = True, False           # at least one kept and one dropped
-    return x, grad_out, mask, p
-
-
-def check_dropout_backward(dropout_backward: Callable[..., np.ndarray]) -> None:
-    r"""Check ``dropout_backward(grad_out, mask, p) -> grad_in``.
-
-    ``mask`` is the boolean keep-mask of the forward pass
-    ``out = x * mask / (1 - p)``. The reference is the numerical gradient of
-    ``sum(grad_out * forward(x))`` with respect to ``x``.
-    """
-    what = "dropout_backward(grad_out, mask, p)"
-    x, grad_out, mask, p = _backward_inputs()
-    before = (grad_out.copy(), mask.copy())
-    result = run_learner_code(dropout_backward, grad_out, mask, p, what=what)
-    if isinstance(result, tuple):
-        raise AssertionError(f"{what} returned a tuple; return only the gradient with respect "
-                             "to the input (dropout has no parameters).")
-    if not (np.array_equal(grad_out, before[0]) and np.array_equal(mask, before[1])):
-        raise AssertionError(f"{what} changed grad_out or mask in place; return a new array.")
-    dx = np.asarray(result, dtype=np.float64)
-
-    def loss(v: np.ndarray) -> float:
-        return float(np.sum(grad_out * (v * mask / (1.0 - p))))
-
-    expected = numerical_gradient(loss, x.copy())
-    if dx.shape != expected.shape:
-        raise AssertionError(f"{what} returned shape {dx.shape}, expected {expected.shape} "
-                             "(the shape of grad_out).")
-    if not np.allclose(dx, expected, rtol=1e-6, atol=1e-8):
-        scale = 1.0 / (1.0 - p)
-        diagnoses = [
-            (grad_out, "It returns grad_out unchanged: it ignores the mask. An entry that was "
-                       "dropped did not affect the output, so its gradient is 0; return "
-                       "grad_out * mask / (1 - p)."),
-            (grad_out * scale, "It ignores the mask: the gradient of a dropped entry must be "
-                               "0, because that entry did not affect the output. Multiply by "
-                               "the mask as well: grad_out * mask / (1 - p)."),
-            (grad_out * mask, "The mask is right but the 1 / (1 - p) is missing: the forward "
-                              "pass multiplied each kept entry by 1 / (1 - p), so the backward "
-                              "pass must too (chain rule)."),
-            (grad_out * ~mask * scale, "You used the dropped entries instead of the kept "
-                                       "ones: mask is True where the entry was KEPT."),
-            (grad_out * mask * (1 - p), "Divide by 1 - p rather than multiplying by it."),
-        ]
-        for candidate, hint in diagnoses:
-            if np.allclose(dx, candidate, rtol=1e-9, atol=1e-12):
-                raise AssertionError(f"{what} is wrong. {hint}")
-        assert_close(dx, expected, what=what, rtol=1e-6, atol=1e-8,
-                     hint="The forward pass is out = x * mask / (1 - p), so by the chain rule "
-                          "grad_in = grad_out * mask / (1 - p).")
-    passed("dropout_backward agrees with finite differences.")
 
 
 # -- Monte Carlo dropout -------------------------------------------------------------
