@@ -4,10 +4,11 @@ r"""Checkers for the exercises of chapter 3, *Early stopping*.
   the stopping rule of ``regmlp.EarlyStopping`` on a list of losses: an epoch
   improves when its loss is below ``best - min_delta``; training stops after
   ``patience`` epochs in a row without improvement;
-* :func:`check_restore_best` -- ``train_with_early_stopping(model, train_epoch,
-  valid_loss, max_epochs, patience, min_delta=0.0)``, a training loop that stops
-  early and leaves the model with the weights of its best epoch (DESIGN §7:
-  early stopping that keeps the last weights instead of the best).
+* :func:`check_retrain_epochs` -- ``retrain_epochs(best_epoch, n_train,
+  n_valid, batch_size)``, the number of epochs on train + validation that makes
+  as many parameter updates as the early-stopped run (Goodfellow et al.'s
+  algorithm 7.2). (DESIGN §7's bug, an early stopping that keeps the last
+  weights, is caught by ``tests/test_callbacks.py``.)
 
 The references are written here from the rules, independently of
 ``regmlp.callbacks.EarlyStopping``; the tests check that the two agree.
@@ -20,10 +21,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..layers import Dense, Sequential
 from ._common import passed, run_learner_code
 
-__all__ = ["check_should_stop", "check_restore_best"]
+__all__ = ["check_should_stop"]
 
 
 # -- the rule ---------------------------------------------------------------------------
@@ -43,15 +43,6 @@ def _should_stop(losses: Sequence[float], patience: int, min_delta: float) -> bo
     """Stop at the end of an epoch that did not improve once ``wait >= patience``."""
     wait, _, improved = _wait_and_best(losses, min_delta)
     return bool(losses) and not improved and wait >= patience
-
-
-def _run_to_stop(losses: Sequence[float], patience: int,
-                 min_delta: float) -> tuple[int, int | None]:
-    """Epochs trained (until the rule fires or the losses run out) and the best epoch."""
-    for n in range(1, len(losses) + 1):
-        if _should_stop(losses[:n], patience, min_delta):
-            break
-    return n, _wait_and_best(losses[:n], min_delta)[1]
 
 
 # -- exercise 1: the decision -------------------------------------------------------------
@@ -145,117 +136,6 @@ def check_should_stop(should_stop: Callable[..., object]) -> None:
                     "updated and wait reset to 0; stop when the last epoch did not improve "
                     "and wait >= patience.")
     passed("should_stop follows EarlyStopping's rule on every curve.")
-
-
-# -- exercise 2: the loop that restores the best weights --------------------------------
-
-class _ScriptedRun:
-    """A fake training run: after the k-th epoch (from 0) every weight equals k + 1.
-
-    ``train_epoch`` overwrites the parameter arrays **in place**, as an
-    optimizer does, so a "best weights" snapshot that is a reference instead of
-    a copy changes with them. ``valid_loss`` reads which epoch's weights the
-    model holds and returns that epoch's scripted loss.
-    """
-
-    def __init__(self, losses: list[float]) -> None:
-        self.losses = losses
-        self.model = Sequential(Dense(2, 1, rng=0))
-        self.epochs_trained = 0
-
-    def train_epoch(self, model: Sequential) -> None:
-        if model is not self.model:
-            raise AssertionError("train_epoch must be called with the model being trained")
-        if self.epochs_trained >= len(self.losses):
-            raise AssertionError(f"train_epoch was called more than max_epochs="
-                                 f"{len(self.losses)} times")
-        self.epochs_trained += 1
-        for p in model.parameters():
-            p.value[...] = self.epochs_trained
-
-    def held_epoch(self) -> int:
-        """The epoch whose weights the model holds (-1: the initial weights)."""
-        values = np.concatenate([p.value.ravel() for p in self.model.parameters()])
-        k = float(values[0])
-        if not (np.all(values == k) and k == round(k) and 1 <= k <= len(self.losses)):
-            return -1
-        return int(k) - 1
-
-    def valid_loss(self, model: Sequential) -> float:
-        epoch = self.held_epoch()
-        if epoch < 0:
-            raise AssertionError("valid_loss was called on weights that no epoch produced "
-                                 "(call train_epoch first)")
-        return self.losses[epoch]
-
-
-# (losses, patience, min_delta, what the case is about)
-_LOOP_CASES: list[tuple[list[float], int, float, str]] = [
-    ([5.0, 4.0, 3.0, 2.5, 2.6, 2.4, 2.45, 2.7, 2.8, 2.9, 3.0, 3.1], 3, 0.0,
-     "stopping fires"),
-    ([3.0, 2.0, 1.5, 1.2, 1.3, 1.25], 5, 0.0,
-     "the epochs run out before patience does"),
-    ([1.0, 0.95, 0.93, 0.92, 0.5, 0.4], 3, 0.1,
-     "min_delta"),
-]
-
-
-def check_restore_best(train_with_early_stopping: Callable[..., object]) -> None:
-    r"""Check ``train_with_early_stopping(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.0)``.
-
-    The loop must, for at most ``max_epochs`` epochs, call ``train_epoch(model)``,
-    then ``valid_loss(model)``, remember a **copy** of the weights whenever the
-    epoch improves (``loss < best - min_delta``), stop after ``patience`` epochs
-    in a row without improvement, and finally load the best weights back into
-    ``model`` (whether or not stopping fired). It returns the best epoch
-    (counted from 0).
-    """  # noqa: E501
-    for losses, patience, min_delta, about in _LOOP_CASES:
-        run = _ScriptedRun(losses)
-        max_epochs = len(losses)
-        what = (f"train_with_early_stopping(model, train_epoch, valid_loss, "
-                f"max_epochs={max_epochs}, patience={patience}, min_delta={min_delta:g})")
-        result = run_learner_code(train_with_early_stopping, run.model, run.train_epoch,
-                                  run.valid_loss, max_epochs, patience, min_delta, what=what)
-        n_expected, best_epoch = _run_to_stop(losses, patience, min_delta)
-        scene = f"with validation losses {losses[:n_expected]}"
-        if run.epochs_trained != n_expected:
-            fired = n_expected < len(losses)
-            rule = (f"training should stop after epoch {n_expected - 1}, when {patience} "
-                    f"epoch(s) in a row have not improved on the best epoch {best_epoch}, "
-                    f"that is after {n_expected} epochs" if fired else
-                    f"patience={patience} never runs out, so all {n_expected} epochs run")
-            raise AssertionError(
-                f"{what} trained {run.epochs_trained} epoch(s), expected {n_expected}: {scene} "
-                f"(case: {about}), {rule}. An epoch improves when loss < best - min_delta; "
-                "stop when wait (epochs since the last improvement) reaches patience.")
-        held = run.held_epoch()
-        if held != best_epoch:
-            last = run.epochs_trained - 1
-            if held == last:
-                cause = (f"the weights of the LAST epoch ({last}) instead of the best one. "
-                         "Save a copy of the weights whenever the validation loss improves "
-                         "(best = model.state_dict(), which copies; a list of p.value arrays "
-                         "would be overwritten by the next epochs, since the optimizer updates "
-                         "them in place) and load it back with model.load_state_dict(best) "
-                         "when the loop ends")
-                if n_expected == len(losses):
-                    cause += ", also when the loop ends without early stopping firing"
-            else:
-                cause = (f"the weights of epoch {held}" if held >= 0 else
-                         "weights that no epoch produced") + \
-                        (f", not those of the best epoch {best_epoch}. Snapshot the weights "
-                         "right after the epoch that improved, and restore that snapshot at "
-                         "the end")
-            raise AssertionError(
-                f"{what} left the model with {cause}. ({scene.capitalize()}, the best epoch is "
-                f"{best_epoch} with loss {losses[best_epoch]}.)")
-        if not isinstance(result, (int, np.integer)) or isinstance(result, bool) \
-                or int(result) != best_epoch:
-            raise AssertionError(
-                f"{what} returned {result!r}; it should return the best epoch, {best_epoch} "
-                "(epochs are counted from 0), the one whose weights the model now holds.")
-    passed("the loop stops on time and restores the best weights.")
 
 
 # -- exercise: how long to retrain on train + validation -----------------------------------
