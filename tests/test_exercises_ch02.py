@@ -1,8 +1,9 @@
 """The chapter 2 checkers accept the reference solutions and reject the usual mistakes.
 
 The first wrong versions are the dropout bugs of DESIGN.md section 7 (no 1/(1-p)
-scaling, still active in evaluation, a backward that ignores the mask); the
-others are mistakes a learner is likely to make. Each must fail with an
+scaling, still active in evaluation; the third, a backward that ignores the
+mask, is caught by tests/test_layers.py and by the chapter's gradient check);
+the others are mistakes a learner is likely to make. Each must fail with an
 AssertionError whose message says what to fix.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from regmlp.exercises import check_dropout_backward, check_dropout_forward, check_mc_dropout
+from regmlp.exercises import check_dropout_forward, check_mc_dropout
 from regmlp.layers import Dropout
 
 # -- forward ------------------------------------------------------------------------
@@ -164,88 +165,6 @@ def test_forward_accepts_the_package_layer(capsys):
 def test_forward_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
         check_dropout_forward(wrong)
-
-
-# -- backward -----------------------------------------------------------------------
-
-
-def dropout_backward(grad_out, mask, p):
-    return grad_out * mask / (1 - p)
-
-
-def bwd_ignores_mask(grad_out, mask, p):
-    return grad_out / (1 - p)
-
-
-def bwd_identity(grad_out, mask, p):
-    return grad_out
-
-
-def bwd_no_scale(grad_out, mask, p):
-    return grad_out * mask
-
-
-def bwd_inverted_mask(grad_out, mask, p):
-    return grad_out * ~mask / (1 - p)
-
-
-def bwd_times_keep(grad_out, mask, p):
-    return grad_out * mask * (1 - p)
-
-
-def bwd_sign(grad_out, mask, p):
-    return -grad_out * mask / (1 - p)
-
-
-def bwd_in_place(grad_out, mask, p):
-    grad_out *= mask / (1 - p)
-    return grad_out
-
-
-def bwd_stub(grad_out, mask, p):
-    raise NotImplementedError("Exercise: replace this line with your code.")
-
-
-def bwd_fixed_p(grad_out, mask, p):
-    return grad_out * mask / 0.6
-
-
-def bwd_over_p(grad_out, mask, p):
-    return grad_out * mask / p
-
-
-# Other correct solutions: np.where, and a boolean-indexed assignment.
-def bwd_where(grad_out, mask, p):
-    return np.where(mask, grad_out / (1 - p), 0.0)
-
-
-def bwd_indexed(grad_out, mask, p):
-    out = np.zeros_like(grad_out)
-    out[mask] = grad_out[mask] * (1 / (1 - p))
-    return out
-
-
-@pytest.mark.parametrize("solution", [dropout_backward, bwd_where, bwd_indexed])
-def test_backward_accepts_the_solution(solution, capsys):
-    check_dropout_backward(solution)
-    assert capsys.readouterr().out.startswith("Correct:")
-
-
-@pytest.mark.parametrize(("wrong", "message"), [
-    (bwd_ignores_mask, r"ignores the mask: the gradient of a dropped entry must be\s+0"),
-    (bwd_identity, r"returns grad_out unchanged: it ignores the mask"),
-    (bwd_no_scale, r"1 / \(1 - p\) is missing"),
-    (bwd_inverted_mask, r"dropped entries instead of the kept"),
-    (bwd_times_keep, r"Divide by 1 - p rather than multiplying"),
-    (bwd_sign, r"dropout_backward\(grad_out, mask, p\) with p=0.4 is wrong \(largest"),
-    (bwd_in_place, r"changed its input grad_out in place"),
-    (bwd_stub, r"not written yet"),
-    (bwd_fixed_p, r"with p=0.75 is wrong. You divided by 0.6"),
-    (bwd_over_p, r"You divided by p; divide by the keep probability"),
-])
-def test_backward_rejects(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        check_dropout_backward(wrong)
 
 
 # -- Monte Carlo dropout --------------------------------------------------------------
@@ -422,3 +341,67 @@ def test_mc_reference_matches_many_passes_of_the_package():
     outs = np.stack([model.forward(x) for _ in range(20000)])
     assert np.allclose(outs.mean(axis=0), mean, atol=5 * std.max() / np.sqrt(20000))
     assert np.allclose(outs.std(axis=0), std, rtol=0.05)
+
+
+# -- input dropout as an L2 penalty ---------------------------------------------------
+
+from regmlp.exercises import check_input_dropout_l2  # noqa: E402
+
+
+def input_dropout_l2(x, p):
+    return 2 * p / (1 - p) * np.mean(x ** 2, axis=0)
+
+
+def l2_loop(x, p):
+    """Another correct version: one feature at a time, through E[(m/(1-p))^2] - 1."""
+    factor = 1 / (1 - p) - 1
+    return np.array([2 * factor * float(x[:, j] @ x[:, j]) / len(x) for j in range(x.shape[1])])
+
+
+def l2_stub(x, p):
+    raise NotImplementedError("Exercise: replace this line with your code.")
+
+
+@pytest.mark.parametrize("solution", [input_dropout_l2, l2_loop])
+def test_input_dropout_l2_accepts_the_solution(solution, capsys):
+    check_input_dropout_l2(solution)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (lambda x, p: p / (1 - p) * np.mean(x ** 2, axis=0), r"TWICE the coefficient"),
+    (lambda x, p: 2 * p * np.mean(x ** 2, axis=0), r"variance of the inverted-dropout factor"),
+    (lambda x, p: 2 * p * (1 - p) * np.mean(x ** 2, axis=0), r"variance of the mask m itself"),
+    (lambda x, p: 2 * (1 - p) / p * np.mean(x ** 2, axis=0), r"upside down"),
+    (lambda x, p: 2 * p / (1 - p) * np.var(x, axis=0), r"raw second\s+moment"),
+    (lambda x, p: p / (1 - p) * np.var(x, axis=0), r"Two slips"),
+    (lambda x, p: 2 * p / (1 - p) * np.sum(x ** 2, axis=0), r"not the sum"),
+    (lambda x, p: 2 * p / (1 - p) * np.std(x, axis=0), r"expected"),
+    (lambda x, p: 2 * p / (1 - p) * np.sqrt(np.mean(x ** 2, axis=0)), r"not its square root"),
+    (lambda x, p: np.full(x.shape[1], 2 * p / (1 - p)), r"standardised features only"),
+    (lambda x, p: 2 * p / (1 - p), r"returned shape \(\), expected \(4,\).*one lam_j per"),
+    (lambda x, p: 2 * p / (1 - p) * np.mean(x ** 2), r"returned shape \(\)"),
+    (lambda x, p: 2 * p / (1 - p) * np.mean(x ** 2, axis=1), r"returned shape \(40,\)"),
+    (lambda x, p: (2 * p / (1 - p) * np.mean(x ** 2, axis=0), p), r"returned a tuple"),
+    (lambda x, p: np.square(x, out=x).mean(axis=0) * 2 * p / (1 - p), r"changed x in place"),
+    (l2_stub, r"not written yet"),
+])
+def test_input_dropout_l2_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_input_dropout_l2(wrong)
+
+
+def test_input_dropout_l2_reference_is_the_expected_extra_loss():
+    """Monte Carlo through regmlp's Dropout: the mean loss over masks minus the plain loss
+    is sum_j lam_j / 2 * w_j^2 with the reference lam_j."""
+    from regmlp.exercises.ch02_dropout import _input_dropout_l2_reference, _l2_inputs
+
+    x, p = _l2_inputs()[0]
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal(x.shape[1]), 0.3
+    y = x @ w + rng.standard_normal(len(x))
+    drop = Dropout(p, rng=1)
+    losses = np.array([np.mean((drop.forward(x) @ w + b - y) ** 2) for _ in range(40_000)])
+    extra = losses.mean() - np.mean((x @ w + b - y) ** 2)
+    expected = float(np.sum(_input_dropout_l2_reference(x, p) / 2 * w ** 2))
+    assert abs(extra - expected) < 4 * losses.std() / np.sqrt(len(losses))

@@ -1,8 +1,9 @@
 """The chapter 3 checkers accept the reference solutions and reject the usual mistakes.
 
-The loop checker must catch DESIGN.md section 7's early-stopping bug (keeping the
-last weights instead of the best); the decision checker the usual off-by-one,
-``<=`` for ``<`` and min_delta mistakes. Each wrong version must fail with an
+The decision checker must catch the usual off-by-one, ``<=`` for ``<`` and
+min_delta mistakes; the retraining checker the slips in counting epochs and
+updates. (DESIGN.md section 7's early-stopping bug, keeping the last weights
+instead of the best, is caught by tests/test_callbacks.py.) Each wrong version must fail with an
 AssertionError whose message says what to fix.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from regmlp.callbacks import EarlyStopping, TrainState
-from regmlp.exercises import check_restore_best, check_should_stop
+from regmlp.exercises import check_should_stop
 from regmlp.exercises.ch03_early_stopping import _CASES, _random_cases, _should_stop
 from regmlp.layers import Dense
 
@@ -149,162 +150,112 @@ def test_the_reference_rule_is_the_package_rule():
         assert ours == _package_decisions(losses, patience, min_delta), (losses, patience)
 
 
-# -- the loop that restores the best weights ------------------------------------------
+# -- how long to retrain on train + validation ------------------------------------------
+
+from regmlp.exercises import check_retrain_epochs  # noqa: E402
+from regmlp.exercises.ch03_early_stopping import (  # noqa: E402
+    _RETRAIN_CASES,
+    _RETRAIN_MISTAKES,
+    _retrain_epochs,
+)
 
 
-def train_with_early_stopping(model, train_epoch, valid_loss, max_epochs, patience,
-                              min_delta=0.0):
-    best, best_epoch, best_state, wait = math.inf, None, None, 0
-    for epoch in range(max_epochs):
-        train_epoch(model)
-        loss = valid_loss(model)
-        wait += 1
-        if loss < best - min_delta:
-            best, best_epoch, best_state, wait = loss, epoch, model.state_dict(), 0
-        elif wait >= patience:
-            break
-    model.load_state_dict(best_state)
-    return best_epoch
+def retrain_epochs(best_epoch, n_train, n_valid, batch_size):
+    updates = (best_epoch + 1) * math.ceil(n_train / batch_size)
+    return math.ceil(updates / math.ceil((n_train + n_valid) / batch_size))
 
 
-def with_package_callback(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.0):
-    """The same loop driven by regmlp.EarlyStopping."""
-    stopper = EarlyStopping(patience=patience, min_delta=min_delta)
-    state = TrainState(model)
-    stopper.on_train_begin(state)
-    for epoch in range(max_epochs):
-        train_epoch(model)
-        stopper.on_epoch_end(epoch, {"valid_loss": valid_loss(model)}, state)
-        if state.stop:
-            break
-    stopper.on_train_end(state)
-    return stopper.best_epoch
+def retrain_by_counting(best_epoch, n_train, n_valid, batch_size):
+    """Another correct version: add epochs until the updates reach the target."""
+    target = (best_epoch + 1) * (-(-n_train // batch_size))
+    per_epoch = -(-(n_train + n_valid) // batch_size)
+    epochs = 0
+    while epochs * per_epoch < target:
+        epochs += 1
+    return epochs
 
 
-def _loop(*, restore=True, copy=True, restore_only_on_stop=False, late=0, no_delta=False,
-          returns=None, snapshot_before_training=False):
-    def loop(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.0):
-        delta = 0.0 if no_delta else min_delta
-        best, best_epoch, best_state, wait, stopped = math.inf, None, None, 0, False
-        for epoch in range(max_epochs):
-            if snapshot_before_training:
-                before = model.state_dict()
-            train_epoch(model)
-            loss = valid_loss(model)
-            wait += 1
-            if loss < best - delta:
-                best, best_epoch, wait = loss, epoch, 0
-                if snapshot_before_training:
-                    best_state = before
-                elif copy:
-                    best_state = model.state_dict()
-                else:
-                    best_state = {name: p.value for name, p in model.named_parameters()}
-            elif wait >= patience + late:
-                stopped = True
-                break
-        if restore and (stopped or not restore_only_on_stop):
-            model.load_state_dict(best_state)
-        return best_epoch if returns is None else returns(best_epoch, epoch)
-    return loop
+def retrain_by_simulation(best_epoch, n_train, n_valid, batch_size):
+    """Another correct version: count the batches regmlp.training.batches yields."""
+    from regmlp.training import batches
+
+    def n_batches(n):
+        x = np.zeros((n, 1))
+        return sum(1 for _ in batches(x, x, batch_size=batch_size, shuffle=False))
+
+    target = (best_epoch + 1) * n_batches(n_train)
+    return int(np.ceil(target / n_batches(n_train + n_valid)))
 
 
-def loop_stub(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.0):
+def retrain_stub(best_epoch, n_train, n_valid, batch_size):
     raise NotImplementedError("Exercise: replace this line with your code.")
 
 
-def loop_ignores_max_epochs(model, train_epoch, valid_loss, max_epochs, patience,
-                            min_delta=0.0):
-    return train_with_early_stopping(model, train_epoch, valid_loss, 10**6, patience,
-                                     min_delta)
-
-
-def loop_first_layer_only(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.0):
-    """Saves and restores the first layer only."""
-    best, best_epoch, saved, wait = math.inf, None, None, 0
-    for epoch in range(max_epochs):
-        train_epoch(model)
-        loss = valid_loss(model)
-        wait += 1
-        if loss < best - min_delta:
-            best, best_epoch, wait = loss, epoch, 0
-            saved = [p.value.copy() for p in model[0].parameters()]
-        elif wait >= patience:
-            break
-    for p, v in zip(model[0].parameters(), saved, strict=True):
-        p.value[...] = v
-    return best_epoch
-
-
-def loop_ties_improve(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.0):
-    best, best_epoch, best_state, wait = math.inf, None, None, 0
-    for epoch in range(max_epochs):
-        train_epoch(model)
-        loss = valid_loss(model)
-        wait += 1
-        if loss <= best - min_delta:
-            best, best_epoch, best_state, wait = loss, epoch, model.state_dict(), 0
-        elif wait >= patience:
-            break
-    model.load_state_dict(best_state)
-    return best_epoch
-
-
-def loop_copies_values(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.0):
-    """Another correct solution: copies of the arrays, written back in place, a while loop."""
-    params = model.parameters()
-    best, best_epoch, saved, epoch, wait = float("inf"), -1, None, 0, 0
-    while epoch < max_epochs:
-        train_epoch(model)
-        loss = valid_loss(model)
-        epoch += 1
-        if best - loss > min_delta:
-            best, best_epoch, saved, wait = loss, epoch - 1, [p.value.copy() for p in params], 0
-        else:
-            wait += 1
-            if wait >= patience:
-                break
-    for p, value in zip(params, saved, strict=True):
-        p.value[...] = value
-    return best_epoch
-
-
-@pytest.mark.parametrize("solution", [train_with_early_stopping, with_package_callback,
-                                      loop_copies_values])
-def test_restore_best_accepts_the_solution(solution, capsys):
-    check_restore_best(solution)
+@pytest.mark.parametrize("solution", [retrain_epochs, retrain_by_counting,
+                                      retrain_by_simulation])
+def test_retrain_epochs_accepts_the_solution(solution, capsys):
+    check_retrain_epochs(solution)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
-@pytest.mark.parametrize(("wrong", "message"), [
-    (_loop(restore=False), r"weights of the LAST epoch \(8\) instead of the best one.*copy"),
-    (_loop(copy=False), r"weights of the LAST epoch \(8\).*overwritten by the next epochs"),
-    (_loop(restore_only_on_stop=True),
-     r"LAST epoch \(5\).*also when the loop ends without early stopping firing"),
-    (_loop(late=1), r"trained 10 epoch\(s\), expected 9.*stop after epoch 8"),
-    (_loop(late=-1), r"trained 8 epoch\(s\), expected 9"),
-    (_loop(no_delta=True), r"min_delta=0\.125\) trained 6 epoch\(s\), expected 4"),
-    (_loop(snapshot_before_training=True), r"weights of epoch 4, not those of the best epoch 5"),
-    (_loop(returns=lambda best, last: last), r"returned 8; it should return the best epoch, 5"),
-    (_loop(returns=lambda best, last: best + 1), r"returned 6; it should return the best"),
-    (loop_stub, r"not written yet"),
-    (loop_ignores_max_epochs, r"train_epoch was called more than max_epochs=6 times: train at"),
-    (loop_first_layer_only, r"left the model with weights that no epoch produced"),
-    (loop_ties_improve, r"trained 6 epoch\(s\), expected 5.*case: a plateau"),
+@pytest.mark.parametrize(("index", "message"), [
+    (0, r"same number of EPOCHS"),
+    (1, r"counted from 0"),
+    (2, r"Rounding down"),
+    (3, r"Rounding to the nearest"),
+    (4, r"last, smaller mini-batch"),
+    (5, r"Count updates \(mini-batches\), not examples: an epoch"),
+    (6, r"Count updates .* and\s+round up"),
+    (7, r"upside down"),
 ])
-def test_restore_best_rejects(wrong, message):
+def test_retrain_epochs_rejects_each_mistake(index, message):
+    mistake, _ = _RETRAIN_MISTAKES[index]
     with pytest.raises(AssertionError, match=message):
-        check_restore_best(wrong)
+        check_retrain_epochs(mistake)
 
 
-def test_scripted_run_sees_through_a_stale_snapshot():
-    """The fake run updates in place, so a snapshot of references goes stale (the §7 bug)."""
-    from regmlp.exercises.ch03_early_stopping import _ScriptedRun
+@pytest.mark.parametrize(("wrong", "message"), [
+    (lambda b, nt, nv, bs: float(retrain_epochs(b, nt, nv, bs)), r"return a\s+whole number"),
+    (lambda b, nt, nv, bs: (b + 1) * math.ceil(nt / bs) / math.ceil((nt + nv) / bs),
+     r"return a\s+whole number"),
+    (lambda b, nt, nv, bs: retrain_epochs(b, nt, nv, bs) + 1, r"expected \[13, 11, 5, 1, 6\]"),
+    (retrain_stub, r"not written yet"),
+])
+def test_retrain_epochs_rejects(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_retrain_epochs(wrong)
 
-    run = _ScriptedRun([1.0, 2.0, 3.0])
-    run.train_epoch(run.model)
-    refs = [p.value for p in run.model.parameters()]
-    copies = run.model.state_dict()
-    run.train_epoch(run.model)
-    assert np.all(refs[0] == 2.0) and np.all(copies["0.weight"] == 1.0)
-    assert run.held_epoch() == 1 and run.valid_loss(run.model) == 2.0
+
+def test_retrain_cases_tell_every_mistake_apart():
+    """Each mistake gives answers different from the right ones and from every other."""
+    right = [_retrain_epochs(*case) for case in _RETRAIN_CASES]
+    answers = [tuple(m(*case) for case in _RETRAIN_CASES) for m, _ in _RETRAIN_MISTAKES]
+    assert tuple(right) not in answers
+    assert len(set(answers)) == len(answers)
+
+
+def test_retrain_reference_counts_the_updates_of_fit():
+    """The reference agrees with the number of optimizer steps fit really takes."""
+    from regmlp import SGD, Dense, Sequential, fit
+    from regmlp.losses import MSE
+
+    class CountingSGD(SGD):
+        steps = 0
+
+        def step(self):
+            CountingSGD.steps += 1
+            super().step()
+
+    def steps_of(n, epochs, batch_size):
+        CountingSGD.steps = 0
+        model = Sequential(Dense(1, 1, rng=0))
+        x = np.zeros((n, 1))
+        fit(model, (x, x), loss=MSE(), optimizer=CountingSGD(model.parameters(), lr=0.0),
+            epochs=epochs, batch_size=batch_size, rng=0, progress=False)
+        return CountingSGD.steps
+
+    best_epoch, n_train, n_valid, batch_size = 5, 70, 30, 16
+    epochs = _retrain_epochs(best_epoch, n_train, n_valid, batch_size)
+    target = steps_of(n_train, best_epoch + 1, batch_size)
+    assert steps_of(n_train + n_valid, epochs, batch_size) >= target
+    assert steps_of(n_train + n_valid, epochs - 1, batch_size) < target

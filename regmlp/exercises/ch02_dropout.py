@@ -4,18 +4,17 @@ r"""Checkers for the exercises of chapter 2, *Dropout*.
   inverted dropout: drop each entry with probability ``p``, scale the survivors
   by :math:`1/(1-p)`, and be the identity when ``training`` is False (the first
   two dropout bugs of DESIGN §7: no scaling, still active in evaluation);
-* :func:`check_dropout_backward` -- ``dropout_backward(grad_out, mask, p)``,
-  the gradient through the same mask and scale (the third: a backward that
-  ignores the mask);
 * :func:`check_mc_dropout` -- ``mc_dropout_predict(model, x, n_samples)``,
   the mean and standard deviation of ``n_samples`` stochastic forward passes
   (Monte Carlo dropout), leaving the model's modes as they were.
 
 The references are computed here from the definitions, independently of
-``regmlp.layers.Dropout``: the backward one by central differences of the
-forward pass, the Monte Carlo one in closed form (dropout right before the last
-linear layer makes the output linear in the mask, so its mean and variance over
-masks are exact sums).
+``regmlp.layers.Dropout``: the Monte Carlo one in closed form (dropout right
+before the last linear layer makes the output linear in the mask, so its mean
+and variance over masks are exact sums).
+* :func:`check_input_dropout_l2` -- ``input_dropout_l2(x, p)``, the L2
+  strengths :math:`\lambda_j = \frac{2p}{1-p}\overline{x_j^2}` that input
+  dropout adds, on average, to a linear model's squared error.
 """
 
 from __future__ import annotations
@@ -26,19 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from ..gradcheck import numerical_gradient
 from ..layers import Dense, Dropout, Layer, ReLU, Sequential
 from ._common import (
     as_array,
     assert_close,
     call_pure,
-    diagnose,
     expect_tuple,
     passed,
     run_learner_code,
 )
 
-__all__ = ["check_dropout_forward", "check_dropout_backward", "check_mc_dropout"]
+__all__ = ["check_dropout_forward", "check_mc_dropout"]
 
 
 # -- the forward pass ---------------------------------------------------------------
@@ -52,7 +49,7 @@ def _forward_input(shape: tuple[int, int] = (400, 250), seed: int = 202) -> np.n
 def _as_output(result: Any, what: str, shape: tuple[int, ...]) -> np.ndarray:
     if isinstance(result, tuple):
         raise AssertionError(f"{what} returned a tuple of {len(result)} items; return only the "
-                             "output array (the backward exercise gets the mask separately).")
+                             "output array, not the mask.")
     if np.asarray(result).dtype.kind not in "fO":
         raise AssertionError(f"{what} returned dtype {np.asarray(result).dtype}; it should be a "
                              "float array (multiply x by the mask and by 1 / (1 - p)).")
@@ -164,69 +161,6 @@ def check_dropout_forward(dropout_forward: Callable[..., np.ndarray]) -> None:
             "dropout must be switched off: return x unchanged. Inverted dropout already made "
             "the expected training output equal to x, so no rescaling is needed at test time.")
     passed("dropout_forward: right mask, 1/(1-p) scaling, identity in eval.")
-
-
-# -- the backward pass --------------------------------------------------------------
-
-def _backward_cases() -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
-    """``(x, grad_out, mask, p)``: p = 0.4 on a matrix, then p = 0.75 on a 3-d array."""
-    rng = np.random.default_rng(212)
-    cases = []
-    for shape, p in (((6, 5), 0.4), ((3, 4, 2), 0.75)):
-        x = rng.standard_normal(shape)
-        grad_out = rng.standard_normal(shape)
-        mask = rng.random(shape) >= p
-        mask.flat[0], mask.flat[1] = True, False       # at least one kept and one dropped
-        cases.append((x, grad_out, mask, p))
-    return cases
-
-
-def check_dropout_backward(dropout_backward: Callable[..., np.ndarray]) -> None:
-    r"""Check ``dropout_backward(grad_out, mask, p) -> grad_in``.
-
-    ``mask`` is the boolean keep-mask of the forward pass
-    ``out = x * mask / (1 - p)``. The reference is the numerical gradient of
-    ``sum(grad_out * forward(x))`` with respect to ``x``; two cases (``p`` of 0.4
-    and 0.75, two shapes) are tried.
-    """
-    for x, grad_out, mask, p in _backward_cases():
-        what = f"dropout_backward(grad_out, mask, p) with p={p}"
-        result = call_pure(dropout_backward, grad_out, mask, p, what=what,
-                           names=("grad_out", "mask"), hint="grad_out * mask / (1 - p).")
-        if isinstance(result, tuple):
-            raise AssertionError(f"{what} returned a tuple; return only the gradient with "
-                                 "respect to the input (dropout has no parameters).")
-
-        def loss(v: np.ndarray, grad_out: np.ndarray = grad_out, mask: np.ndarray = mask,
-                 p: float = p) -> float:
-            return float(np.sum(grad_out * (v * mask / (1.0 - p))))
-
-        expected = numerical_gradient(loss, x.copy())
-        dx = as_array(result, what=what, shape=expected.shape, hint="the shape of grad_out.")
-        if np.allclose(dx, expected, rtol=1e-6, atol=1e-8):
-            continue
-        scale = 1.0 / (1.0 - p)
-        diagnose(dx, [
-            (grad_out, "It returns grad_out unchanged: it ignores the mask. An entry that was "
-                       "dropped did not affect the output, so its gradient is 0; return "
-                       "grad_out * mask / (1 - p)."),
-            (grad_out * scale, "It ignores the mask: the gradient of a dropped entry must be "
-                               "0, because that entry did not affect the output. Multiply by "
-                               "the mask as well: grad_out * mask / (1 - p)."),
-            (grad_out * mask, "The mask is right but the 1 / (1 - p) is missing: the forward "
-                              "pass multiplied each kept entry by 1 / (1 - p), so the backward "
-                              "pass must too (chain rule)."),
-            (grad_out * ~mask * scale, "You used the dropped entries instead of the kept "
-                                       "ones: mask is True where the entry was KEPT."),
-            (grad_out * mask * (1 - p), "Divide by 1 - p rather than multiplying by it."),
-            (grad_out * mask / p, "You divided by p; divide by the keep probability 1 - p."),
-            (grad_out * mask / 0.6, "You divided by 0.6, the 1 - p of the first case: use the "
-                                    "p you are given."),
-        ], what=what, rtol=1e-9, atol=1e-12)
-        assert_close(dx, expected, what=what, rtol=1e-6, atol=1e-8,
-                     hint="The forward pass is out = x * mask / (1 - p), so by the chain rule "
-                          "grad_in = grad_out * mask / (1 - p).")
-    passed("dropout_backward agrees with finite differences (two cases).")
 
 
 # -- Monte Carlo dropout -------------------------------------------------------------
@@ -420,3 +354,111 @@ def check_mc_dropout(mc_dropout_predict: Callable[..., tuple]) -> None:
         pass                                     # the error may propagate: that is right
     _restored(failing, flags, what, "when a forward pass raised")
     passed("mc_dropout_predict: right mean and std, every layer's mode restored.")
+
+
+# -- input dropout as an L2 penalty (a derivation) -----------------------------------
+
+def _l2_inputs() -> list[tuple[np.ndarray, float]]:
+    """Features that are neither centred nor of unit scale, so that the mean square,
+    the variance and 1 all differ; and several drop probabilities."""
+    rng = np.random.default_rng(232)
+    x = rng.normal([0.0, 1.5, -2.0, 0.5], [1.0, 0.5, 2.0, 3.0], size=(40, 4))
+    x_small = rng.normal(1.0, 2.0, size=(7, 3))
+    return [(x, 0.1), (x, 0.5), (x_small, 0.3)]
+
+
+def _input_dropout_l2_reference(x: np.ndarray, p: float) -> np.ndarray:
+    r""":math:`\lambda_j = \frac{2p}{1-p}\,\frac1n\sum_i x_{ij}^2`.
+
+    For :math:`z_i = \sum_j w_j x_{ij} m_{ij}/(1-p) + b`, the expected squared
+    error over masks is :math:`(\hat z_i - y_i)^2 + \frac{p}{1-p}\sum_j w_j^2 x_{ij}^2`;
+    averaged over the examples, the extra term is
+    :math:`\sum_j \frac{\lambda_j}{2} w_j^2`, chapter 1's ``L2`` with one
+    :math:`\lambda_j` per weight.
+    """
+    return 2.0 * p / (1.0 - p) * np.mean(x ** 2, axis=0)
+
+
+def _input_dropout_l2_mistakes(x: np.ndarray, p: float) -> list[tuple[np.ndarray, str]]:
+    """What the usual slips return for ``(x, p)``, each with the hint that fixes it."""
+    m2, var, n = np.mean(x ** 2, axis=0), np.var(x, axis=0), len(x)
+    return [
+        (p / (1 - p) * m2,
+         "You found the extra loss p/(1-p) * sum_j w_j^2 mean_i(x_ij^2); now match it to "
+         "chapter 1's penalty L2(lam) = lam/2 * sum_j w_j^2. The 1/2 in lam/2 means lam is "
+         "TWICE the coefficient in front of w_j^2."),
+        (2 * p * m2,
+         "The variance of the inverted-dropout factor m/(1-p) is p/(1-p), not p: "
+         "E[(m/(1-p))^2] = 1/(1-p), minus the squared mean 1."),
+        (2 * p * (1 - p) * m2,
+         "p(1-p) is the variance of the mask m itself; the input is multiplied by m/(1-p), "
+         "whose variance is p(1-p)/(1-p)^2 = p/(1-p)."),
+        (2 * (1 - p) / p * m2,
+         "The factor is upside down: it must grow with p (no dropout, no penalty), so it is "
+         "p/(1-p), not (1-p)/p."),
+        (2 * p / (1 - p) * var,
+         "The penalty weighs w_j^2 by the mean of x_ij^2 over the examples, the raw second "
+         "moment, not by the variance of feature j. They agree only for centred features "
+         "(such as the standardised house prices on their training split); these are not."),
+        (p / (1 - p) * var,
+         "Two slips: use the mean of x_ij^2 (not the variance), and lam is twice the "
+         "coefficient of w_j^2, because chapter 1's L2(lam) is lam/2 * sum_j w_j^2."),
+        (2 * p / (1 - p) * n * m2,
+         "The MSE averages over the examples, so the penalty does too: use the mean of "
+         "x_ij^2 over the rows, not the sum."),
+        (2 * p / (1 - p) * np.sqrt(m2),
+         "The penalty is quadratic in x: the noise x_ij (m_ij/(1-p) - 1) w_j has variance "
+         "p/(1-p) w_j^2 x_ij^2, so use the mean of x_ij^2, not its square root."),
+        (np.full(x.shape[1], 2 * p / (1 - p)),
+         "That is the answer for standardised features only (mean of x_ij^2 = 1 on the "
+         "training data); these features are not standardised, so compute the mean of "
+         "x_ij^2 over the rows for each feature."),
+    ]
+
+
+def check_input_dropout_l2(input_dropout_l2: Callable[..., Any]) -> None:
+    r"""Check ``input_dropout_l2(x, p) -> lam``, the L2 strengths equivalent to input dropout.
+
+    A linear regression :math:`z = x \cdot w + b` trained with the mean squared
+    error, with inverted dropout of rate ``p`` on its inputs, has on average
+    over the masks the loss of the plain model plus
+    :math:`\sum_j \frac{\lambda_j}{2} w_j^2` (chapter 1's ``L2`` convention),
+    with :math:`\lambda_j = \frac{2p}{1-p}\,\frac1n\sum_i x_{ij}^2`. The
+    answer is the array of the :math:`\lambda_j`, one per feature (column of
+    ``x``).
+    """
+    for x, p in _l2_inputs():
+        what = f"input_dropout_l2(x, p={p:g}) with x of shape {x.shape}"
+        x_before = x.copy()
+        result = run_learner_code(input_dropout_l2, x, p, what=what)
+        if not np.array_equal(x, x_before):
+            raise AssertionError(f"{what} changed x in place; only read it.")
+        if isinstance(result, tuple):
+            raise AssertionError(f"{what} returned a tuple; return one array of lam_j, one "
+                                 "per feature.")
+        try:
+            lam = np.asarray(result, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise AssertionError(f"{what} returned {result!r}; return an array of numbers, "
+                                 "one lam_j per feature.") from None
+        expected = _input_dropout_l2_reference(x, p)
+        if lam.shape != expected.shape:
+            hint = (" A single number assumes every feature has the same mean square; give "
+                    "one lam_j per column of x (average over axis 0, the examples)."
+                    if lam.ndim == 0 else " Average over axis 0, the examples.")
+            raise AssertionError(f"{what} returned shape {lam.shape}, expected "
+                                 f"{expected.shape}: one lam_j per feature.{hint}")
+        if np.allclose(lam, expected, rtol=1e-9, atol=1e-12):
+            continue
+        for candidate, hint in _input_dropout_l2_mistakes(x, p):
+            if np.allclose(lam, candidate, rtol=1e-9, atol=1e-12):
+                raise AssertionError(f"{what} is wrong: {np.round(lam, 4)}. {hint}")
+        raise AssertionError(
+            f"{what} returned {np.round(lam, 4)}, expected {np.round(expected, 4)}. Write "
+            "the input as x_ij m_ij/(1-p), take the expectation of the squared error over "
+            "the masks (mean plus variance), average over the examples and match the extra "
+            "term to lam_j/2 * w_j^2.")
+    passed("input_dropout_l2: lam_j = 2p/(1-p) * mean_i x_ij^2, chapter 1's L2 per weight.")
+
+
+__all__ += ["check_input_dropout_l2"]

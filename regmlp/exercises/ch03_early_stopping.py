@@ -4,10 +4,11 @@ r"""Checkers for the exercises of chapter 3, *Early stopping*.
   the stopping rule of ``regmlp.EarlyStopping`` on a list of losses: an epoch
   improves when its loss is below ``best - min_delta``; training stops after
   ``patience`` epochs in a row without improvement;
-* :func:`check_restore_best` -- ``train_with_early_stopping(model, train_epoch,
-  valid_loss, max_epochs, patience, min_delta=0.0)``, a training loop that stops
-  early and leaves the model with the weights of its best epoch (DESIGN §7:
-  early stopping that keeps the last weights instead of the best).
+* :func:`check_retrain_epochs` -- ``retrain_epochs(best_epoch, n_train,
+  n_valid, batch_size)``, the number of epochs on train + validation that makes
+  as many parameter updates as the early-stopped run (Goodfellow et al.'s
+  algorithm 7.2). (DESIGN §7's bug, an early stopping that keeps the last
+  weights, is caught by ``tests/test_callbacks.py``.)
 
 The references are written here from the rules, independently of
 ``regmlp.callbacks.EarlyStopping``; the tests check that the two agree.
@@ -20,10 +21,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..layers import Dense, ReLU, Sequential
 from ._common import call_pure, passed, run_learner_code
 
-__all__ = ["check_should_stop", "check_restore_best"]
+__all__ = ["check_should_stop"]
 
 
 # -- the rule ---------------------------------------------------------------------------
@@ -43,15 +43,6 @@ def _should_stop(losses: Sequence[float], patience: int, min_delta: float) -> bo
     """Stop at the end of an epoch that did not improve once ``wait >= patience``."""
     wait, _, improved = _wait_and_best(losses, min_delta)
     return bool(losses) and not improved and wait >= patience
-
-
-def _run_to_stop(losses: Sequence[float], patience: int,
-                 min_delta: float) -> tuple[int, int | None]:
-    """Epochs trained (until the rule fires or the losses run out) and the best epoch."""
-    for n in range(1, len(losses) + 1):
-        if _should_stop(losses[:n], patience, min_delta):
-            break
-    return n, _wait_and_best(losses[:n], min_delta)[1]
 
 
 # -- exercise 1: the decision -------------------------------------------------------------
@@ -154,121 +145,93 @@ def check_should_stop(should_stop: Callable[..., object]) -> None:
     passed("should_stop follows EarlyStopping's rule on every curve.")
 
 
-# -- exercise 2: the loop that restores the best weights --------------------------------
+# -- exercise: how long to retrain on train + validation -----------------------------------
 
-class _ScriptedRun:
-    """A fake training run: after the k-th epoch (from 0) every weight equals k + 1.
+def _updates_per_epoch(n: int, batch_size: int) -> int:
+    """Mini-batches per epoch: the last, smaller batch is an update too."""
+    return math.ceil(n / batch_size)
 
-    ``train_epoch`` overwrites the parameter arrays **in place**, as an
-    optimizer does, so a "best weights" snapshot that is a reference instead of
-    a copy changes with them. ``valid_loss`` reads which epoch's weights the
-    model holds and returns that epoch's scripted loss.
+
+def _retrain_epochs(best_epoch: int, n_train: int, n_valid: int, batch_size: int) -> int:
+    r"""Smallest number of epochs on train + validation with at least as many updates.
+
+    The early-stopped run made :math:`U = (b + 1)\lceil n_{train}/B\rceil`
+    updates up to and including its best epoch :math:`b`; one epoch on
+    :math:`n_{train} + n_{valid}` examples makes
+    :math:`\lceil (n_{train} + n_{valid})/B\rceil`.
     """
-
-    def __init__(self, losses: list[float], max_epochs: int | None = None) -> None:
-        self.losses = losses
-        self.max_epochs = len(losses) if max_epochs is None else max_epochs
-        self.model = Sequential(Dense(2, 3, rng=0), ReLU(), Dense(3, 1, rng=1))
-        self.epochs_trained = 0
-
-    def train_epoch(self, model: Sequential) -> None:
-        if model is not self.model:
-            raise AssertionError("train_epoch must be called with the model being trained")
-        if self.epochs_trained >= self.max_epochs:
-            raise AssertionError(f"train_epoch was called more than max_epochs="
-                                 f"{self.max_epochs} times: train at most max_epochs epochs, "
-                                 "for epoch in range(max_epochs)")
-        self.epochs_trained += 1
-        for p in model.parameters():
-            p.value[...] = self.epochs_trained
-
-    def held_epoch(self) -> int:
-        """The epoch whose weights the model holds (-1: the initial weights)."""
-        values = np.concatenate([p.value.ravel() for p in self.model.parameters()])
-        k = float(values[0])
-        if not (np.all(values == k) and k == round(k) and 1 <= k <= len(self.losses)):
-            return -1
-        return int(k) - 1
-
-    def valid_loss(self, model: Sequential) -> float:
-        epoch = self.held_epoch()
-        if epoch < 0:
-            raise AssertionError("valid_loss was called on weights that no epoch produced "
-                                 "(call train_epoch first)")
-        return self.losses[epoch]
+    updates = (best_epoch + 1) * _updates_per_epoch(n_train, batch_size)
+    return math.ceil(updates / _updates_per_epoch(n_train + n_valid, batch_size))
 
 
-# (losses, max_epochs, patience, min_delta, what the case is about); losses exact in binary
-_LOOP_CASES: list[tuple[list[float], int, int, float, str]] = [
-    ([5.0, 4.0, 3.0, 2.5, 2.625, 2.375, 2.4375, 2.75, 2.875, 2.9375, 3.0, 3.125], 12, 3, 0.0,
-     "stopping fires"),
-    ([3.0, 2.0, 1.5, 1.25, 1.3125, 1.28125], 6, 5, 0.0,
-     "the epochs run out before patience does"),
-    ([1.0, 0.9375, 0.921875, 0.90625, 0.5, 0.375], 6, 3, 0.125,
-     "min_delta"),
-    ([2.0, 1.0, 1.0, 1.0, 1.0, 0.5], 6, 3, 0.0,
-     "a plateau: a loss equal to the best is not an improvement"),
-    ([3.0, 2.0, 2.5, 1.0], 4, 0, 0.0,
-     "patience=0"),
-    ([4.0, 3.0, 2.0, 1.5, 1.25, 1.0, 0.75, 0.5], 5, 3, 0.0,
-     "max_epochs below the length of the run"),
+# (best_epoch, n_train, n_valid, batch_size): together they tell every slip below apart
+_RETRAIN_CASES = [(14, 2051, 440, 64), (11, 2051, 440, 64), (5, 70, 30, 16), (0, 2051, 440, 64),
+                  (6, 2051, 440, 64)]
+
+_RETRAIN_MISTAKES: list[tuple[Callable[[int, int, int, int], int], str]] = [
+    (lambda b, nt, nv, bs: b + 1,
+     "That is the same number of EPOCHS as the early-stopped run (what the chapter "
+     "retrained for). The exercise asks for the same number of parameter UPDATES: an epoch "
+     "on train + validation has more mini-batches, so fewer epochs are needed."),
+    (lambda b, nt, nv, bs: math.ceil(b * math.ceil(nt / bs) / math.ceil((nt + nv) / bs)),
+     "Epochs are counted from 0: up to and including its best epoch b, the run trained "
+     "b + 1 epochs."),
+    (lambda b, nt, nv, bs: (b + 1) * math.ceil(nt / bs) // math.ceil((nt + nv) / bs),
+     "Rounding down gives fewer updates than the early-stopped run made; return the "
+     "SMALLEST number of epochs with at least as many updates (round up)."),
+    (lambda b, nt, nv, bs: round((b + 1) * math.ceil(nt / bs) / math.ceil((nt + nv) / bs)),
+     "Rounding to the nearest can give fewer updates than the early-stopped run made; "
+     "return the SMALLEST number of epochs with at least as many updates (round up)."),
+    (lambda b, nt, nv, bs: math.ceil((b + 1) * (nt // bs) / ((nt + nv) // bs)),
+     "The last, smaller mini-batch of an epoch is an update too: an epoch of n examples "
+     "makes ceil(n / batch_size) updates, not n // batch_size."),
+    (lambda b, nt, nv, bs: math.ceil((b + 1) * nt / (nt + nv)),
+     "Count updates (mini-batches), not examples: an epoch of n examples makes "
+     "ceil(n / batch_size) updates, and the ceilings do not cancel."),
+    (lambda b, nt, nv, bs: round((b + 1) * nt / (nt + nv)),
+     "Count updates (mini-batches, ceil(n / batch_size) per epoch), not examples, and "
+     "round up."),
+    (lambda b, nt, nv, bs: math.ceil((b + 1) * math.ceil((nt + nv) / bs) / math.ceil(nt / bs)),
+     "The ratio is upside down: train + validation has MORE batches per epoch, so the "
+     "same number of updates takes FEWER epochs."),
 ]
 
 
-def check_restore_best(train_with_early_stopping: Callable[..., object]) -> None:
-    r"""Check ``train_with_early_stopping(model, train_epoch, valid_loss, max_epochs, patience, min_delta=0.0)``.
+def check_retrain_epochs(retrain_epochs: Callable[..., object]) -> None:
+    r"""Check ``retrain_epochs(best_epoch, n_train, n_valid, batch_size) -> int``.
 
-    The loop must, for at most ``max_epochs`` epochs, call ``train_epoch(model)``,
-    then ``valid_loss(model)``, remember a **copy** of the weights whenever the
-    epoch improves (``loss < best - min_delta``), stop after ``patience`` epochs
-    in a row without improvement, and finally load the best weights back into
-    ``model`` (whether or not stopping fired). It returns the best epoch
-    (counted from 0).
-    """  # noqa: E501
-    for all_losses, max_epochs, patience, min_delta, about in _LOOP_CASES:
-        run = _ScriptedRun(all_losses, max_epochs)
-        losses = all_losses[:max_epochs]
-        what = (f"train_with_early_stopping(model, train_epoch, valid_loss, "
-                f"max_epochs={max_epochs}, patience={patience}, min_delta={min_delta:g})")
-        extra = (min_delta,) if min_delta else ()          # min_delta=0: the default
-        result = run_learner_code(train_with_early_stopping, run.model, run.train_epoch,
-                                  run.valid_loss, max_epochs, patience, *extra, what=what)
-        n_expected, best_epoch = _run_to_stop(losses, patience, min_delta)
-        scene = f"with validation losses {losses[:n_expected]}"
-        if run.epochs_trained != n_expected:
-            fired = n_expected < len(losses)
-            rule = (f"training should stop after epoch {n_expected - 1}, when {patience} "
-                    f"epoch(s) in a row have not improved on the best epoch {best_epoch}, "
-                    f"that is after {n_expected} epochs" if fired else
-                    f"patience={patience} never runs out, so all {n_expected} epochs run")
-            raise AssertionError(
-                f"{what} trained {run.epochs_trained} epoch(s), expected {n_expected}: {scene} "
-                f"(case: {about}), {rule}. An epoch improves when loss < best - min_delta; "
-                "stop when wait (epochs since the last improvement) reaches patience.")
-        held = run.held_epoch()
-        if held != best_epoch:
-            last = run.epochs_trained - 1
-            if held == last:
-                cause = (f"the weights of the LAST epoch ({last}) instead of the best one. "
-                         "Save a copy of the weights whenever the validation loss improves "
-                         "(best = model.state_dict(), which copies; a list of p.value arrays "
-                         "would be overwritten by the next epochs, since the optimizer updates "
-                         "them in place) and load it back with model.load_state_dict(best) "
-                         "when the loop ends")
-                if n_expected == len(losses):
-                    cause += ", also when the loop ends without early stopping firing"
-            else:
-                cause = (f"the weights of epoch {held}" if held >= 0 else
-                         "weights that no epoch produced") + \
-                        (f", not those of the best epoch {best_epoch}. Snapshot the weights "
-                         "right after the epoch that improved, and restore that snapshot at "
-                         "the end")
-            raise AssertionError(
-                f"{what} left the model with {cause}. ({scene.capitalize()}, the best epoch is "
-                f"{best_epoch} with loss {losses[best_epoch]}.)")
-        if not isinstance(result, (int, np.integer)) or isinstance(result, bool) \
-                or int(result) != best_epoch:
-            raise AssertionError(
-                f"{what} returned {result!r}; it should return the best epoch, {best_epoch} "
-                "(epochs are counted from 0), the one whose weights the model now holds.")
-    passed("the loop stops on time and restores the best weights.")
+    After early stopping chose ``best_epoch`` (counted from 0) on a run over
+    ``n_train`` training examples, how many epochs over the ``n_train +
+    n_valid`` examples of train + validation make at least as many parameter
+    updates (mini-batches of ``batch_size``, the last one possibly smaller) as
+    that run made up to and including its best epoch? The answer is the
+    smallest such number (Goodfellow et al.'s algorithm 7.2 counts steps).
+    """
+    answers, expected = [], []
+    for case in _RETRAIN_CASES:
+        best_epoch, n_train, n_valid, batch_size = case
+        what = (f"retrain_epochs(best_epoch={best_epoch}, n_train={n_train}, "
+                f"n_valid={n_valid}, batch_size={batch_size})")
+        got = run_learner_code(retrain_epochs, best_epoch, n_train, n_valid, batch_size,
+                               what=what)
+        if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, np.integer)):
+            raise AssertionError(f"{what} returned {got!r} ({type(got).__name__}); return a "
+                                 "whole number of epochs, an int (math.ceil gives one).")
+        answers.append(int(got))
+        expected.append(_retrain_epochs(*case))
+    if answers == expected:
+        passed("retrain_epochs: the smallest number of epochs with as many updates.")
+        return
+    for mistake, hint in _RETRAIN_MISTAKES:
+        if answers == [mistake(*case) for case in _RETRAIN_CASES]:
+            raise AssertionError(f"retrain_epochs returned {answers} for the cases "
+                                 f"{_RETRAIN_CASES}, expected {expected}. {hint}")
+    raise AssertionError(
+        f"retrain_epochs returned {answers} for the cases (best_epoch, n_train, n_valid, "
+        f"batch_size) = {_RETRAIN_CASES}, expected {expected}. The early-stopped run made "
+        "(best_epoch + 1) * ceil(n_train / batch_size) updates; one epoch on train + "
+        "validation makes ceil((n_train + n_valid) / batch_size); return the smallest number "
+        "of such epochs with at least as many updates.")
+
+
+__all__ += ["check_retrain_epochs"]
