@@ -29,9 +29,15 @@ Accessibility (HTML)
       ``role="doc-biblioentry"``, a role ARIA deprecated and that a list may
       not contain (axe: aria-required-children, critical). The entries become
       ``role="listitem"``.
-    * A pandas table's corner cell (above the index) is an empty ``<th>``;
-      a header cell must name something (axe: empty-table-header). An empty
-      header cell of a pandas table becomes a plain ``<td>``.
+    * A pandas table's corner cell (above the index) is an empty ``<th>``,
+      and so is the blank corner of a Markdown table; a header cell must
+      name something (axe: empty-table-header). An empty header cell becomes
+      a plain ``<td>``.
+
+    * A hidden cell's toggle (``<summary>``) is labelled "Toggle hidden
+      content", not what it shows ("Show code cell source"; axe:
+      label-content-name-mismatch); the label is dropped, so its name is its
+      visible text.
 
 Citation labels
     The ``authoryear`` pybtex style labels a work "Ba et al., 2016", as the
@@ -187,19 +193,30 @@ def fix_bibliography_roles(html: str) -> str:
     return html.replace('role="doc-biblioentry"', 'role="listitem"')
 
 
-TABLE = re.compile(r'<table[^>]*class="dataframe[^"]*"[^>]*>.*?</table>', re.S)
-EMPTY_TH = re.compile(r"<th(\s[^>]*)?>\s*</th>")
+TABLE = re.compile(r"<table\b.*?</table>", re.S)
+EMPTY_TH = re.compile(r"<th(\s[^>]*)?>\s*(?:<p>\s*</p>\s*)?</th>")
 
 
 def fix_empty_table_headers(html: str) -> str:
-    """An empty ``<th>`` of a pandas table (its corner cell) -> ``<td>``."""
+    """An empty ``<th>`` (a pandas table's corner cell, a table's blank corner) -> ``<td>``."""
     return TABLE.sub(lambda t: EMPTY_TH.sub(lambda m: f"<td{m[1] or ''}></td>", t[0]), html)
+
+
+def fix_toggle_labels(html: str) -> str:
+    """A hidden cell's toggle is named by what it shows ("Show code cell source").
+
+    myst-nb labels the ``<summary>`` "Toggle hidden content", which is not its
+    visible text (axe: label-content-name-mismatch, serious); without the
+    label, its accessible name is the visible "Show/Hide code cell source".
+    """
+    return html.replace('<summary aria-label="Toggle hidden content">', "<summary>")
 
 
 def accessible_body(app, pagename, templatename, context, doctree) -> None:
     body = context.get("body")
     if body:
-        context["body"] = fix_empty_table_headers(fix_bibliography_roles(body))
+        context["body"] = fix_toggle_labels(
+            fix_empty_table_headers(fix_bibliography_roles(body)))
 
 
 # --- author-year labels ---------------------------------------------------------------------
