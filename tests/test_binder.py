@@ -96,6 +96,7 @@ def test_binder_install_is_editable_and_runs_the_chapters_imports(tmp_path):
     # Every module a chapter imports, imported in that environment, and the
     # data found through the editable install.
     script = "\n".join(f"import {name}" for name in chapter_imports())
-    script += "\nfrom regmlp import load_house_prices\nassert load_house_prices().train.x.shape[1] == 33\n"
+    script += ("\nfrom regmlp import load_house_prices\n"
+               "assert load_house_prices().train.x.shape[1] == 33\n")
     subprocess.run([str(python), "-c", script], cwd=outside, env=env, check=True)
     subprocess.run([str(python), "-m", "pip", "check"], env=env, check=True)

@@ -174,7 +174,7 @@ class OneBibliography(SphinxPostTransform):
                 text = raw.astext()
                 if "\\hyperlink{cite." in text:
                     new = HYPERLINK.sub(
-                        lambda m: rf"\hyperlink{{cite.{alias.get(m[1], m[1])}}}", text)
+                        lambda m, a=alias: rf"\hyperlink{{cite.{a.get(m[1], m[1])}}}", text)
                     if new != text:
                         raw.replace_self(nodes.raw("", new, format=raw.get("format", "latex")))
         # Each chapter's "References" section lost its list to the end of the
