@@ -153,7 +153,7 @@ tex:
 # Jupyter Book's LaTeX builder (XeLaTeX, makeindex) under the same -W -n rules
 # as the HTML; the executed notebooks come from the same cache as make book.
 # tests/test_pdf.py then checks the PDF it made.
-pdf: venv tex
+pdf: venv mathjax tex
 	rm -f _build/latex/book.pdf
 	$(RUN) $(ONE_THREAD) $(BOOK_JOBS) jupyter-book build . --builder pdflatex -W -n --keep-going
 	test -s _build/latex/book.pdf
