@@ -93,6 +93,9 @@ def browser():
 def open_page(browser, url: str):
     """Load ``url``; return the page, the outside requests and the script errors."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    # The API page is large and the machine may be busy (pytest -n 2 beside
+    # the kernels): 30 s, Playwright's default, has been too short for it.
+    page.set_default_timeout(90_000)
     outside, errors = [], []
     page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
             else outside.append(r.url))
