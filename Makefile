@@ -2,9 +2,12 @@
 #
 #   make book    set up .venv and MathJax, execute the chapters, build _build/html
 #   make test    build the book (the chapters run once, there), then the tests
+#   make pdf     the book as one PDF, _build/latex/book.pdf (LaTeX via apt-get)
+#   make colab-test  run every chapter in fresh Colab-like and Binder venvs
 #
-# Both set themselves up from a fresh clone (Python 3.11 and make; make test
-# also installs Debian's chromium with apt-get for the browser test).
+# Each sets itself up from a fresh clone (Python 3.11 and make). On Debian,
+# as root, make test also installs chromium and nodejs/npm with apt-get (for
+# the browser test and axe-core), and make pdf the TeX packages.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -38,13 +41,17 @@ TEST_JOBS := REGMLP_JOBS=1
 MATHJAX_SRC = $(shell $(VENV)/bin/python -c "import mathjax, pathlib; print(pathlib.Path(mathjax.__file__).parent / 'static/mathjax/es5')")
 MATHJAX_DIR := _build/mathjax-static/mathjax
 
-.PHONY: help venv mathjax book test chromium exercises grade strip replicate torch parity bench clean distclean
+.PHONY: help venv mathjax book test chromium nodejs axe tex pdf colab-test exercises grade \
+	strip replicate torch parity bench clean distclean
 
 help:
 	@echo "make book       build the book into _build/html (open _build/html/index.html)"
 	@echo "make test       build the book, then run the tests (ruff included)"
 	@echo "make venv       create .venv with the package and its [test] extra"
+	@echo "make pdf        build the book as a PDF: _build/latex/book.pdf (TeX via apt-get)"
+	@echo "make colab-test run the chapters in fresh Colab-like and Binder environments"
 	@echo "make chromium   install Debian's chromium for the browser test (root)"
+	@echo "make axe        install axe-core (npm) into _build/node for the browser test"
 	@echo "make exercises  write learner notebooks (solutions as stubs) to _build/exercises"
 	@echo "make grade      grade the notebooks in _build/exercises (GRADE_ARGS=--full: run all cells)"
 	@echo "make strip      remove outputs from chapters/*.ipynb before committing"
@@ -90,10 +97,11 @@ book: venv mathjax
 # The chapters are executed once, by the book build (a prerequisite): it fails
 # on any cell that raises (tests/test_build_guard.py checks that it does), which
 # is what running them again under nbval guaranteed. The book also has to exist
-# for tests/test_browser.py. Then one pytest run over tests/, which includes
-# ruff (tests/test_style.py). One chapter by hand:
+# for tests/test_browser.py (which also runs axe-core, hence `axe`). Then one
+# pytest run over tests/, which includes ruff (tests/test_style.py). One chapter
+# by hand:
 #   pytest --nbval --nbval-current-env chapters/NN_x.ipynb
-test: venv book chromium
+test: venv book chromium axe
 	$(RUN) $(ONE_THREAD) $(TEST_JOBS) python -m pytest -n 2 --dist loadfile tests
 
 # Debian's Chromium, for tests/test_browser.py (Playwright drives it; no
@@ -104,6 +112,63 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	else echo "install Chromium (Debian package chromium) to run tests/test_browser.py"; exit 1; fi
+
+# Debian's Node.js and npm, to fetch axe-core (root; a no-op if npm is there).
+nodejs:
+	@if command -v npm >/dev/null 2>&1; then echo "npm: $$(command -v npm)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; \
+	else echo "install Node.js and npm (Debian packages nodejs, npm) to run the axe-core test"; exit 1; fi
+
+# axe-core, the accessibility engine tests/test_browser.py runs on every page,
+# pinned, from npm, into _build/node (not committed; make clean removes it).
+AXE_VERSION := 4.14.1
+AXE := _build/node/node_modules/axe-core/axe.min.js
+axe: $(AXE)
+
+$(AXE): | nodejs
+	mkdir -p _build/node
+	npm install --prefix _build/node --no-save --no-package-lock --no-audit --no-fund \
+	  --loglevel=error "axe-core@$(AXE_VERSION)"
+	test -s $@
+
+# --- the PDF -----------------------------------------------------------------
+
+# Debian's TeX: XeLaTeX (Unicode text and math), latexmk, makeindex, the
+# FreeFont OTF fonts, and poppler-utils (pdftotext, for tests/test_pdf.py);
+# about 120 MB. Not texlive-fonts-extra (500 MB): the one package the Jupyter
+# Book LaTeX class wants from it, bbm, is replaced by tools/latex/bbm.sty.
+TEX_PACKAGES := texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
+	texlive-xetex latexmk fonts-freefont-otf poppler-utils
+tex:
+	@if command -v dpkg >/dev/null 2>&1; then \
+	  missing=$$(for p in $(TEX_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	else missing=$$(for c in xelatex latexmk makeindex pdftotext; do \
+	  command -v $$c >/dev/null 2>&1 || echo $$c; done); fi; \
+	if [ -z "$$missing" ]; then echo "TeX: installed"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "missing: $$missing (install TeX Live with XeLaTeX, latexmk, poppler-utils)"; exit 1; fi
+
+# Jupyter Book's LaTeX builder (XeLaTeX, makeindex) under the same -W -n rules
+# as the HTML; the executed notebooks come from the same cache as make book.
+# tests/test_pdf.py then checks the PDF it made.
+pdf: venv mathjax tex
+	rm -f _build/latex/book.pdf
+	$(RUN) $(ONE_THREAD) $(BOOK_JOBS) jupyter-book build . --builder pdflatex -W -n --keep-going
+	test -s _build/latex/book.pdf
+	$(RUN) REGMLP_PDF_TEST=1 python -m pytest -p no:cacheprovider tests/test_pdf.py
+	@echo "PDF built: _build/latex/book.pdf"
+
+# --- reader environments -------------------------------------------------------
+
+# Colab and Binder, for real: fresh venvs with only what a reader has there,
+# every chapter executed outside the repository (tests/test_colab.py,
+# tests/test_binder.py). A few minutes; .ci/run runs it.
+colab-test: venv
+	$(RUN) REGMLP_READER_ENVS=1 python -m pytest -p no:cacheprovider tests/test_colab.py tests/test_binder.py
 
 # --- helpers ---------------------------------------------------------------
 
