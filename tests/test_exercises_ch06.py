@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from regmlp.exercises import ch06_putting_it_together as ch06
-from regmlp.exercises import check_choose_config, check_median_ape, check_paired_difference
+from regmlp.exercises import check_choose_config, check_paired_difference, check_winners_curse
 
 # -- the book's solutions --------------------------------------------------------------------
 
@@ -24,12 +24,6 @@ def paired_difference(runs, config, baseline="baseline"):
     table = runs.pivot(index="seed", columns="config", values="valid_loss")
     diff = table[config] - table[baseline]
     return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
-
-
-def median_ape(pred, y, target_mean, target_std):
-    price_pred = np.exp(pred * target_std + target_mean)
-    price = np.exp(y * target_std + target_mean)
-    return float(100 * np.median(np.abs(price_pred - price) / price))
 
 
 def stub(*args, **kwargs):
@@ -284,123 +278,134 @@ def test_paired_difference_rejects(wrong, message):
     assert message in str(info.value), str(info.value)
 
 
-# -- wrong versions of median_ape --------------------------------------------------------------
+def test_checkers_are_exported():
+    import regmlp.exercises as ex
 
-def mdape_no_exp(pred, y, target_mean, target_std):
-    a, b = pred * target_std + target_mean, y * target_std + target_mean
-    return 100 * np.median(np.abs(a - b) / b)
-
-
-def mdape_standardised(pred, y, target_mean, target_std):
-    return 100 * np.median(np.abs(pred - y) / np.abs(y))
+    for name in ("check_choose_config", "check_paired_difference", "check_winners_curse"):
+        assert name in ex.__all__ and name in ch06.__all__
+    assert isinstance(ch06._runs_table({"a": [1.0]}), pd.DataFrame)
 
 
-def mdape_no_unscaling(pred, y, target_mean, target_std):
-    a, b = np.exp(pred), np.exp(y)
-    return 100 * np.median(np.abs(a - b) / b)
+# -- the winner's curse with shared noise -----------------------------------------------------
+
+def winners_curse(k, sigma, rho):
+    """The book's solution: E[max] by simulation."""
+    z = np.random.default_rng(0).standard_normal((200_000, k))
+    return sigma * np.sqrt(1 - rho) * z.max(axis=1).mean()
 
 
-def mdape_own_statistics(pred, y, target_mean, target_std):
-    mean, std = y.mean(), y.std()
-    return median_ape(pred, y, mean, std)
+def winners_curse_by_integration(k, sigma, rho):
+    """Another correct answer: E[max] = integral of 1 - Phi^k over x > 0 minus Phi^k below."""
+    from math import erf, sqrt
+
+    x = np.linspace(-10.0, 10.0, 20_001)
+    cdf = 0.5 * (1 + np.array([erf(v / sqrt(2)) for v in x]))
+    inside = np.where(x > 0, 1 - cdf**k, -(cdf**k))
+    return float(sigma * sqrt(1 - rho) * np.trapezoid(inside, x))
 
 
-def mdape_mean(pred, y, target_mean, target_std):
-    a, b = np.exp(pred * target_std + target_mean), np.exp(y * target_std + target_mean)
-    return 100 * np.mean(np.abs(a - b) / b)
+def winners_curse_other_seed(k, sigma, rho):
+    """A correct answer with a smaller, differently seeded simulation (10^5 draws)."""
+    draws = np.random.default_rng(12345).normal(size=(100_000, k))
+    return float(sigma * (1 - rho) ** 0.5 * np.mean(np.max(draws, axis=1)))
 
 
-def mdape_over_prediction(pred, y, target_mean, target_std):
-    a, b = np.exp(pred * target_std + target_mean), np.exp(y * target_std + target_mean)
-    return 100 * np.median(np.abs(a - b) / a)
+def winners_curse_simulating_the_model(k, sigma, rho):
+    """A correct answer that simulates the correlated losses themselves."""
+    rng = np.random.default_rng(7)
+    shared = rng.standard_normal((200_000, 1))
+    private = rng.standard_normal((200_000, k))
+    losses = sigma * (np.sqrt(rho) * shared + np.sqrt(1 - rho) * private)
+    return float(-losses.min(axis=1).mean())
 
 
-def mdape_fraction(pred, y, target_mean, target_std):
-    return median_ape(pred, y, target_mean, target_std) / 100
+def curse_ignores_rho(k, sigma, rho):
+    return winners_curse(k, sigma, 0.0)
 
 
-def mdape_array(pred, y, target_mean, target_std):
-    a, b = np.exp(pred * target_std + target_mean), np.exp(y * target_std + target_mean)
-    return 100 * np.abs(a - b) / b
+def curse_one_minus_rho(k, sigma, rho):
+    return winners_curse(k, sigma, 0.0) * (1 - rho)
 
 
-def mdape_lower_median(pred, y, target_mean, target_std):
-    a, b = np.exp(pred * target_std + target_mean), np.exp(y * target_std + target_mean)
-    errors = np.sort((100 * np.abs(a - b) / b).ravel())
-    return float(errors[(len(errors) - 1) // 2])
+def curse_shared_part(k, sigma, rho):
+    return winners_curse(k, sigma, 0.0) * np.sqrt(rho)
 
 
-def mdape_fixed_statistics(pred, y, target_mean, target_std):
-    return median_ape(pred, y, 12.02, 0.405)
+def curse_difference_sd(k, sigma, rho):
+    return winners_curse(k, sigma, rho) * np.sqrt(2)
 
 
-def mdape_first_column(pred, y, target_mean, target_std):
-    return median_ape(pred[:, 0], y[:, 0], target_mean, target_std)
+def curse_asymptotic(k, sigma, rho):
+    return sigma * np.sqrt(1 - rho) * np.sqrt(2 * np.log(k))
 
 
-def mdape_in_place(pred, y, target_mean, target_std):
-    pred *= target_std
-    pred += target_mean
-    y *= target_std
-    y += target_mean
-    return float(100 * np.median(np.abs(np.exp(pred) - np.exp(y)) / np.exp(y)))
+def curse_negative(k, sigma, rho):
+    return -winners_curse(k, sigma, rho)
 
 
-# Other correct solutions: the ratio form exp(pred - y) - 1, and percentiles in a loop.
-def mdape_ratio(pred, y, target_mean, target_std):
-    return 100 * float(np.median(np.abs(np.expm1((pred - y) * target_std))))
+def curse_variance(k, sigma, rho):
+    return winners_curse(k, sigma**2, rho)
 
 
-def mdape_sorted(pred, y, target_mean, target_std):
-    errors = sorted(abs(np.exp(p * target_std + target_mean) / np.exp(t * target_std
-                                                                       + target_mean) - 1)
-                    for p, t in zip(np.ravel(pred), np.ravel(y), strict=True))
-    n = len(errors)
-    mid = errors[n // 2] if n % 2 else (errors[n // 2 - 1] + errors[n // 2]) / 2
-    return 100 * float(mid)
+def curse_expected_min(k, sigma, rho):
+    """A slip not in the list: the mean of the k losses' spread instead of their maximum."""
+    z = np.random.default_rng(0).standard_normal((200_000, k))
+    return sigma * np.sqrt(1 - rho) * np.abs(z).mean()
 
 
-@pytest.mark.parametrize("solution", [median_ape, mdape_ratio, mdape_sorted])
-def test_median_ape_accepts_the_solution(solution, capsys):
-    check_median_ape(solution)
+def curse_array(k, sigma, rho):
+    z = np.random.default_rng(0).standard_normal((1000, k))
+    return sigma * np.sqrt(1 - rho) * z.max(axis=1)
+
+
+def curse_nan(k, sigma, rho):
+    return float("nan")
+
+
+@pytest.mark.parametrize("right", [winners_curse, winners_curse_by_integration,
+                                   winners_curse_other_seed,
+                                   winners_curse_simulating_the_model])
+def test_winners_curse_accepts_correct_answers(right, capsys):
+    check_winners_curse(right)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
 @pytest.mark.parametrize("wrong, message", [
-    (mdape_no_exp, "the errors were taken on log prices"),
-    (mdape_standardised, "on the standardised log scale itself"),
-    (mdape_no_unscaling, "without undoing the standardisation"),
-    (mdape_own_statistics, "not the training statistics"),
-    (mdape_mean, "MEAN absolute percentage error"),
-    (mdape_over_prediction, "divided by the predicted price"),
-    (mdape_fraction, "that is a fraction"),
-    (mdape_array, "must be one number"),
-    (mdape_lower_median, "the mean of the two middle values"),
+    (curse_ignores_rho, "ignores rho"),
+    (curse_one_minus_rho, "scaled by (1 - rho)"),
+    (curse_shared_part, "scaled by sqrt(rho), the shared part"),
+    (curse_difference_sd, "standard deviation of the DIFFERENCE"),
+    (curse_asymptotic, "sqrt(2 ln k)"),
+    (curse_negative, "the sign is reversed"),
+    (curse_variance, "you used sigma**2"),
+    (curse_expected_min, "1/sqrt(pi) = 0.5642 for k = 2"),
+    (curse_array, "should return one number"),
+    (curse_nan, "expected a finite number"),
     (stub, "not written yet"),
-    (mdape_fixed_statistics, "Use the target_mean and target_std you are given"),
-    (mdape_first_column, "raised IndexError"),
-    (mdape_in_place, "changed its input pred in place"),
 ])
-def test_median_ape_rejects(wrong, message):
+def test_winners_curse_rejects(wrong, message):
     with pytest.raises(AssertionError) as info:
-        check_median_ape(wrong)
+        check_winners_curse(wrong)
     assert message in str(info.value), str(info.value)
 
 
-def test_median_ape_traps_are_distinct():
-    """On the check's data each mistake gives a different number from the right one."""
-    pred, y, mu, sigma = ch06._price_case()
-    right = median_ape(pred, y, mu, sigma)
-    wrongs = [mdape_no_exp, mdape_standardised, mdape_no_unscaling, mdape_own_statistics,
-              mdape_mean, mdape_over_prediction, mdape_fraction]
-    values = [float(w(pred, y, mu, sigma)) for w in wrongs]
-    assert all(not np.isclose(v, right, rtol=1e-6) for v in values)
-    assert len({round(v, 6) for v in values}) == len(values)
+def test_winners_curse_reference_values():
+    """The checker's E[max] matches the known values: 0 (k = 1), 1/sqrt(pi) (k = 2), and
+    3/(2 sqrt(pi)) (k = 3)."""
+    assert ch06._expected_max(1) == 0.0
+    assert np.isclose(ch06._expected_max(2), 1 / np.sqrt(np.pi), rtol=1e-9)
+    assert np.isclose(ch06._expected_max(3), 3 / (2 * np.sqrt(np.pi)), rtol=1e-9)
 
 
-def test_checkers_are_exported():
-    import regmlp.exercises as ex
-
-    for name in ("check_choose_config", "check_paired_difference", "check_median_ape"):
-        assert name in ex.__all__ and name in ch06.__all__
-    assert isinstance(ch06._runs_table({"a": [1.0]}), pd.DataFrame)
+def test_winners_curse_slips_are_told_apart():
+    """Every listed slip misses the right answers on some case by more than the tolerance,
+    and no two slips give the same answers on every case."""
+    cases = ch06._CURSE_CASES
+    right = [ch06._curse(*case) for case in cases]
+    patterns = []
+    for slip, _ in ch06._curse_slips():
+        values = [slip(*case) for case in cases]
+        assert any(abs(v - r) > 3 * ch06._curse_tolerance(*case)
+                   for v, r, case in zip(values, right, cases, strict=True))
+        patterns.append(tuple(round(v, 12) for v in values))
+    assert len(set(patterns)) == len(patterns)

@@ -4,13 +4,13 @@
   table of runs (one row per configuration and seed);
 * :func:`check_paired_difference`: the per-seed (paired) difference between a
   configuration and the baseline, with its standard error;
-* :func:`check_median_ape`: standardised log-price predictions back to dollars,
-  and their median absolute percentage error.
+* :func:`check_winners_curse`: the expected optimism of the best of ``k``
+  equally good configurations whose measured losses are correlated.
 
 Each checker runs the learner's function on small, fixed tables or arrays,
 compares the answer with one computed here independently, and, when it is
 wrong, says which mistake the answer matches (test leakage, a single lucky
-seed, a forgotten ``exp``, ...).
+seed, a forgotten square root, ...).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._common import as_number, call_pure, diagnose, expect_tuple, passed
+from ._common import as_number, call_pure, diagnose, expect_tuple, passed, run_learner_code
 
-__all__ = ["check_choose_config", "check_paired_difference", "check_median_ape"]
+__all__ = ["check_choose_config", "check_paired_difference"]
 
 
 # -- shared helpers ----------------------------------------------------------------------
@@ -309,91 +309,116 @@ def _wrong_columns_or_names(runs: pd.DataFrame, call: str, config: str, baseline
                              "losses, 'valid_loss'.")
 
 
-# -- exercise: from standardised log prices to dollars ------------------------------------------
+# -- exercise: the winner's curse with shared noise -------------------------------------------
 
-def _price_case() -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Targets and predictions whose own mean and std differ from the training statistics."""
-    rng = np.random.default_rng(2024)
-    y = rng.normal(0.4, 0.8, size=(9, 1))
-    pred = y + rng.normal(0.0, 0.5, size=(9, 1))
-    return pred, y, 12.02, 0.405
+__all__ += ["check_winners_curse"]
+
+#: (k, sigma, rho) for which the learner's function is run; each slip below changes at least
+#: one answer by far more than the tolerance.
+_CURSE_CASES = ((2, 1.0, 0.0), (6, 0.02, 0.0), (6, 0.02, 0.5), (10, 0.01, 0.9),
+                (4, 2.0, 0.25), (3, 0.5, 1.0), (1, 0.3, 0.2))
 
 
-def check_median_ape(median_ape: Callable[..., Any]) -> None:
-    """Check ``median_ape(pred, y, target_mean, target_std) -> float`` (in percent).
+def _expected_max(k: int) -> float:
+    r"""E[max of k independent standard normals], by quadrature.
 
-    Both arrays are in the scale of ``Split.y``; the prices are
-    ``exp(v * target_std + target_mean)`` and the answer is
-    ``100 * median(|price_pred - price| / price)``.
+    :math:`\mathbb E[\max_c Z_c] = \int x\, k\, \varphi(x)\, \Phi(x)^{k-1}\, dx`, with
+    :math:`\varphi` and :math:`\Phi` the standard normal density and distribution function.
     """
-    pred, y, mu, sigma = _price_case()
-    what = "median_ape(pred, y, target_mean, target_std)"
+    if k == 1:
+        return 0.0
+    x = np.linspace(-12.0, 12.0, 48_001)
+    density = np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi)
+    steps = 0.5 * (density[1:] + density[:-1]) * np.diff(x)   # the cdf, by trapezoids
+    cdf = np.concatenate([[0.0], np.cumsum(steps)])
+    return float(np.trapezoid(x * k * density * cdf ** (k - 1), x))
 
-    def mdape(p_hat: np.ndarray, p: np.ndarray, *, scale: float = 100.0,
-              reduce: Callable[[np.ndarray], float] = np.median, denom: str = "true") -> float:
-        ref = p if denom == "true" else p_hat
-        return float(scale * reduce(np.abs(p_hat - p) / np.abs(ref)))
 
-    def price(v: np.ndarray, m: float = mu, s: float = sigma) -> np.ndarray:
-        return np.exp(v * s + m)
+def _curse(k: int, sigma: float, rho: float) -> float:
+    """The optimism sigma * sqrt(1 - rho) * E[max of k standard normals]."""
+    return float(sigma * np.sqrt(1.0 - rho) * _expected_max(k))
 
-    expected = mdape(price(pred), price(y))
-    got = as_number(call_pure(median_ape, pred, y, mu, sigma, what=what, names=("pred", "y")),
-                    what="median_ape's result (a percentage)")
-    if np.isclose(got, expected, rtol=1e-9):
-        # An even number of houses (the median averages the middle two), then other training
-        # statistics and one-dimensional arrays.
-        pred2, y2 = pred[:8] * 0.7, y[:8]
-        expected2 = mdape(price(pred2), price(y2))
-        got2 = as_number(call_pure(median_ape, pred2, y2, mu, sigma, what=what,
-                                   names=("pred", "y")), what="median_ape's result")
-        if not np.isclose(got2, expected2, rtol=1e-9):
-            raise AssertionError(f"With 8 houses median_ape gave {got2:.4f}%, expected "
-                                 f"{expected2:.4f}%: with an even count the median is the mean "
-                                 "of the two middle values (np.median does that).")
-        mu3, sigma3 = 11.5, 0.5
-        pred3, y3 = pred[:, 0] * 1.3, y[:, 0]
-        expected3 = mdape(price(pred3, mu3, sigma3), price(y3, mu3, sigma3))
-        got3 = as_number(call_pure(median_ape, pred3, y3, mu3, sigma3, what=what,
-                                   names=("pred", "y")), what="median_ape's result")
-        if not np.isclose(got3, expected3, rtol=1e-9):
-            hint = ("Use the target_mean and target_std you are given."
-                    if np.isclose(got3, mdape(price(pred3), price(y3)), rtol=1e-9) else
-                    "Nothing may depend on the shape (n, 1): work element-wise.")
-            raise AssertionError(f"With target_mean={mu3}, target_std={sigma3} and arrays of "
-                                 f"shape (9,), median_ape gave {got3:.4f}%, expected "
-                                 f"{expected3:.4f}%. {hint}")
-        passed("median_ape converts to dollars, then takes the median.")
-        return
 
-    log_p_hat, log_p = pred * sigma + mu, y * sigma + mu
-    own_mean, own_std = float(y.mean()), float(y.std())
-    traps = [
-        (mdape(log_p_hat, log_p),
-         "the errors were taken on log prices. Undo the log: price = exp(y * target_std + "
-         "target_mean); a 1% error on log(price) is a far larger error on the price."),
-        (mdape(pred, y),
-         "the errors were taken on the standardised log scale itself. Convert both arrays to "
-         "dollars first: price = exp(y * target_std + target_mean)."),
-        (mdape(np.exp(pred), np.exp(y)),
-         "exp was applied without undoing the standardisation. Multiply by target_std and add "
-         "target_mean before exp."),
-        (mdape(price(pred, own_mean, own_std), price(y, own_mean, own_std)),
-         "the conversion used the mean and std of the arrays you were given, not the training "
-         "statistics target_mean and target_std: the scaling must be undone with the numbers "
-         "that made it (the training set's), whatever set you evaluate."),
-        (mdape(price(pred, y.mean() * sigma + mu, sigma), price(y, y.mean() * sigma + mu, sigma)),
-         "the conversion used a mean computed from the evaluated set; use target_mean."),
-        (mdape(price(pred), price(y), reduce=np.mean),
-         "that is the MEAN absolute percentage error; the median (np.median) is asked for: a "
-         "few badly priced houses should not dominate the typical error."),
-        (mdape(price(pred), price(y), denom="pred"),
-         "the errors were divided by the predicted price; divide by the actual price."),
-        (mdape(price(pred), price(y), scale=1.0),
-         "that is a fraction; return a percentage (multiply by 100)."),
+def _curse_tolerance(k: int, sigma: float, rho: float) -> float:
+    """2% of ``sigma * max(E[max], 1)``: room for a simulation with 10^5 draws or more,
+    including one that simulates the shared term as well (its error does not vanish as
+    ``rho`` -> 1)."""
+    return float(0.02 * sigma * max(_expected_max(k), 1.0))
+
+
+def _curse_slips() -> list[tuple[Callable[[int, float, float], float], str]]:
+    """Plausible wrong answers, as functions of (k, sigma, rho), with what to tell the learner."""
+    e = _expected_max
+    return [
+        (lambda k, s, r: s * e(k),
+         "your answer ignores rho. The part of the noise that all configurations share moves "
+         "them together and cannot change which one wins; only the private part, with "
+         "standard deviation sigma * sqrt(1 - rho), feeds the curse."),
+        (lambda k, s, r: s * (1 - r) * e(k),
+         "you scaled by (1 - rho). That is the private part's VARIANCE share; its standard "
+         "deviation is sigma * sqrt(1 - rho)."),
+        (lambda k, s, r: s * np.sqrt(r) * e(k),
+         "you scaled by sqrt(rho), the shared part. The shared term sigma*sqrt(rho)*W is the "
+         "same for every configuration and has mean zero; it is the private part, "
+         "sigma*sqrt(1 - rho)*V_c, whose minimum is biased."),
+        (lambda k, s, r: s * np.sqrt(2 * (1 - r)) * e(k),
+         "you used sigma * sqrt(2 * (1 - rho)), the standard deviation of the DIFFERENCE of "
+         "two losses. The optimism of the minimum is sigma * sqrt(1 - rho) * E[max of k "
+         "standard normals]."),
+        (lambda k, s, r: s * np.sqrt((1 - r) * 2 * np.log(k)),
+         "you used sqrt(2 ln k) for E[max of k standard normals]. That is only how it grows "
+         "for very large k; for k = 6 it is about 1.27, not 1.89. Compute it by simulation "
+         "(the mean of the row maxima of a large standard normal sample) or by integration."),
+        (lambda k, s, r: -s * np.sqrt(1 - r) * e(k),
+         "the sign is reversed. Return the optimism L - E[min], which is >= 0: the winner "
+         "looks better (lower) than it is."),
+        (lambda k, s, r: s**2 * np.sqrt(1 - r) * e(k),
+         "you used sigma**2. sigma is the standard deviation of each measured loss, and the "
+         "optimism is in the loss's own units: sigma * sqrt(1 - rho) * E[max]."),
     ]
-    diagnose(got, traps, what=f"median_ape returned {got:.4f}, expected {expected:.4f}%:",
-             rtol=1e-7, atol=0.0, template="{what} {hint}")
-    raise AssertionError(f"median_ape returned {got:.4f}, expected {expected:.4f}%: convert "
-                         "both arrays to dollars with exp(v * target_std + target_mean), then "
-                         "take 100 * median(|predicted - actual| / actual).")
+
+
+def check_winners_curse(winners_curse: Callable[..., Any]) -> None:
+    """Check ``winners_curse(k, sigma, rho) -> float``, the winner's expected optimism.
+
+    For ``k`` equally good configurations whose measured losses have standard
+    deviation ``sigma`` and pairwise correlation ``rho``, the answer is
+    ``sigma * sqrt(1 - rho) * E[max of k independent standard normals]``,
+    accepted within ``0.02 * sigma * max(E[max], 1)`` (a simulation with 10^5
+    draws or more is precise enough).
+    """
+    answers = []
+    for k, sigma, rho in _CURSE_CASES:
+        what = f"winners_curse({k}, {sigma}, {rho})"
+        got = run_learner_code(winners_curse, k, sigma, rho, what=what)
+        if np.ndim(got) != 0:
+            raise AssertionError(f"{what} should return one number, got an array of shape "
+                                 f"{np.shape(got)}")
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            raise AssertionError(f"{what} should return a number, got {got!r}") from None
+        if not np.isfinite(got):
+            raise AssertionError(f"{what} returned {got}; expected a finite number.")
+        answers.append(got)
+
+    def matches(values: Sequence[float]) -> bool:
+        return all(abs(a - v) <= _curse_tolerance(*case)
+                   for a, v, case in zip(answers, values, _CURSE_CASES, strict=True))
+
+    expected = [_curse(*case) for case in _CURSE_CASES]
+    if matches(expected):
+        passed("winners_curse gives sigma * sqrt(1 - rho) * E[max of k standard normals].")
+        return
+    i = next(i for i, (a, v, case) in enumerate(zip(answers, expected, _CURSE_CASES,
+                                                    strict=True))
+             if abs(a - v) > _curse_tolerance(*case))
+    k, sigma, rho = _CURSE_CASES[i]
+    where = (f"winners_curse({k}, {sigma}, {rho}) returned {answers[i]:.6g}, expected "
+             f"{expected[i]:.6g}: ")
+    for slip, message in _curse_slips():
+        if matches([slip(*case) for case in _CURSE_CASES]):
+            raise AssertionError(where + message)
+    raise AssertionError(where + "the optimism is sigma * sqrt(1 - rho) * E[max of k "
+                         "independent standard normals]; E[max] is 0 for k = 1 and "
+                         "1/sqrt(pi) = 0.5642 for k = 2. Compute it to within 1%.")
