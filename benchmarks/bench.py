@@ -516,7 +516,7 @@ def bench_step(setup: Setup, dtype: np.dtype, optimizer: str, repeats: int) -> R
     data = list(batches(x, y, setup.batch_size, rng=0))
     gemms = step_gemms(model, data[0][0], np.random.default_rng(1))
 
-    def steps() -> None:   # the body of fit's loop (regmlp.training._train_epoch)
+    def steps() -> None:   # the body of fit's loop (regmlp.training.train_epoch)
         model.train()
         for xb, yb in data:
             opt.zero_grad()
@@ -723,8 +723,8 @@ def main() -> int:
             say(f"| {setup.name} | {dtype.name} | {epochs} | {peak:.1f} | {params:.2f} |")
     say()
     say("The peak of what NumPy allocated (as traced by tracemalloc) while building the model "
-        "and Adam and running fit, the data excluded: parameters, gradients and Adam's m, v and "
-        "scratch array (5x the parameters together), then activations and temporaries.")
+        "and Adam and running fit, the data excluded: parameters, gradients and Adam's m and v "
+        "(4x the parameters together), then activations and temporaries.")
     say()
 
     book_seconds = slowest = None
@@ -812,7 +812,7 @@ def write_results(lines: list[str]) -> None:
         "  layers and checks; regmlp stays within a few percent of it. A lower ratio would need",
         "  fewer calls per step, for example one Adam update over all parameters held in one",
         "  flat array. That would change how parameters are stored and the per-parameter",
-        "  `Adam._update` that the book shows.",
+        "  `Adam.direction` that the book shows.",
         "- In the wide model, the GEMMs use every BLAS thread. NumPy's elementwise work (bias,",
         "  ReLU, gradient accumulation, and the optimizer's passes over the 790k parameters:",
         "  12 for Adam, 4 for SGD with momentum) runs on one core between GEMMs. PyTorch",
