@@ -42,7 +42,7 @@ MATHJAX_SRC = $(shell $(VENV)/bin/python -c "import mathjax, pathlib; print(path
 MATHJAX_DIR := _build/mathjax-static/mathjax
 
 .PHONY: help venv mathjax book test chromium nodejs axe tex pdf colab-test exercises grade \
-	strip replicate torch parity bench clean distclean
+	strip replicate torch parity bench clean distclean code-stamp
 
 help:
 	@echo "make book       build the book into _build/html (open _build/html/index.html)"
@@ -84,9 +84,24 @@ $(MATHJAX_DIR)/tex-mml-chtml.js: $(STAMP)
 
 # --- the book ---------------------------------------------------------------
 
+# jupyter-cache reuses a chapter's executed copy for as long as the notebook's
+# code is unchanged. The chapters also run regmlp, so a change to the package
+# or to the pinned versions clears the cache: the book shows, and its asserts
+# test, the code of this checkout.
+EXEC_CACHE := _build/.jupyter_cache
+CODE_STAMP := _build/.jupyter_cache.code
+STAMPED := regmlp pyproject.toml constraints.txt
+code-stamp:
+	@mkdir -p $(dir $(CODE_STAMP)); \
+	stamp=$$(find $(STAMPED) -type f -not -path '*__pycache__*' -print0 | LC_ALL=C sort -z \
+	  | xargs -0 sha256sum | sha256sum | cut -c1-16); \
+	if [ "$$(cat $(CODE_STAMP) 2>/dev/null)" != "$$stamp" ]; then \
+	  rm -rf $(EXEC_CACHE); echo "$$stamp" > $(CODE_STAMP); \
+	  echo "code-stamp: regmlp or the pins changed, the chapters execute afresh"; fi
+
 # -W: every warning is an error; -n: every broken reference is one;
 # _config.yml sets execute.raise_on_error, so a cell that raises fails the build.
-book: venv mathjax
+book: venv mathjax code-stamp
 	$(RUN) $(ONE_THREAD) $(BOOK_JOBS) jupyter-book build . -W -n --keep-going
 	@if grep -rl "cdn.jsdelivr.net/npm/mathjax" _build/html --include=*.html >/dev/null; then \
 	  echo "error: the built HTML loads MathJax from a CDN"; exit 1; fi
@@ -155,7 +170,7 @@ tex:
 # Jupyter Book's LaTeX builder (XeLaTeX, makeindex) under the same -W -n rules
 # as the HTML; the executed notebooks come from the same cache as make book.
 # tests/test_pdf.py then checks the PDF it made.
-pdf: venv mathjax tex
+pdf: venv mathjax tex code-stamp
 	rm -f _build/latex/book.pdf
 	$(RUN) $(ONE_THREAD) $(BOOK_JOBS) jupyter-book build . --builder pdflatex -W -n --keep-going
 	test -s _build/latex/book.pdf

@@ -1,11 +1,12 @@
-"""The package code the book shows fits the text column and exists.
+"""The code the book shows fits the text column; the package code it shows exists.
 
 The chapters show regmlp's real source with ``literalinclude`` and ``:pyobject:``
 (DESIGN.md §4.3), so the book and the package cannot drift. This test finds every
 such include, locates the object the way Sphinx does, and checks that it exists,
 is public or plainly named (no leading underscore), and that every line is at most
 80 characters wide: the width of the book's code boxes, where a longer line is
-cut off or scrolls.
+cut off or scrolls. The chapters' own code cells (all but the ``remove-cell``
+ones, which the book does not show) keep to the same width.
 """
 
 from __future__ import annotations
@@ -75,3 +76,24 @@ def test_the_width_check_catches_a_long_line(tmp_path):
     assert too_wide(lines) and not too_wide(object_lines(source, "g"))
     with pytest.raises(LookupError):
         object_lines(source, "h")
+
+
+def chapter_code_lines() -> list[tuple[str, int, str]]:
+    """(chapter, cell index, line) of every code cell the book shows."""
+    found = []
+    for notebook in sorted((ROOT / "chapters").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+        for index, cell in enumerate(cells):
+            if (cell["cell_type"] == "code"
+                    and "remove-cell" not in cell["metadata"].get("tags", [])):
+                found += [(notebook.name, index, line)
+                          for line in "".join(cell["source"]).splitlines()]
+    return found
+
+
+def test_the_chapters_code_cells_fit_the_column():
+    lines = chapter_code_lines()
+    assert len(lines) > 1000, "the chapters' code cells were not found"
+    wide = [f"{chapter} cell {index}: {line.strip()[:60]} ({len(line)} chars)"
+            for chapter, index, line in lines if len(line) > WIDTH]
+    assert not wide, f"code lines wider than {WIDTH}:\n" + "\n".join(wide)

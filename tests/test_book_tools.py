@@ -92,3 +92,42 @@ def test_author_year_labels_read_as_the_text_cites(labels):
     assert labels["two"] == "Krogh and Hertz, 1992"
     assert labels["three"] == "Ba et al., 2016"
     assert sorted([labels["four"], labels["five"]]) == ["Müller, 2001a", "Müller, 2001b"]
+
+
+def test_label_year_keeps_the_letter():
+    assert sb.label_year("He et al., 2016a") == "2016a"
+    assert sb.label_year("Krogh and Hertz, 1992") == "1992"
+
+
+def test_citations_take_their_year_from_the_list_label(labels):
+    # Two works of He et al., 2016: the text must say 2016a and 2016b, as the
+    # list does; sphinxcontrib-bibtex's author_year style says 2016 for both.
+    pybtex_database = pytest.importorskip("pybtex.database")
+    from pybtex.plugin import find_plugin
+    from sphinxcontrib.bibtex.plugin import find_plugin as find_reference_style
+    from sphinxcontrib.bibtex.style.referencing import format_references
+    from sphinxcontrib.bibtex.style.template import SphinxReferenceInfo
+
+    sb._register_label_year_references()
+    data = pybtex_database.parse_string(r"""
+    @article{a, author={He, K. and Zhang, X. and Ren, S.}, title={A}, journal={J}, year={2016}}
+    @article{b, author={He, K. and Zhang, X. and Ren, S.}, title={B}, journal={J}, year={2016}}
+    """, "bibtex")
+    entries = list(data.entries.values())
+    formatted = {e.key: e for e in find_plugin("pybtex.style.formatting", "authoryear")()
+                 .format_entries(entries)}
+
+    def cite(style_name: str, role: str, key: str) -> str:
+        style = find_reference_style("sphinxcontrib.bibtex.style.referencing", style_name)()
+        info = SphinxReferenceInfo(builder=None, fromdocname="d", todocname="d",
+                                   citation_id=key, title="", pre_text="", post_text="")
+        return str(format_references(style, role, [(data.entries[key], formatted[key], info)]))
+
+    assert {formatted["a"].label, formatted["b"].label} == {"He et al., 2016a",
+                                                           "He et al., 2016b"}
+    for key in "ab":
+        letter = formatted[key].label[-1]
+        assert cite("author_year_label", "p", key) == f"[He et al., 2016{letter}]"
+        assert cite("author_year_label", "t", key) == f"He et al. [2016{letter}]"
+    # the known-wrong variant: the stock style drops the letter
+    assert cite("author_year", "p", "a") == "[He et al., 2016]"

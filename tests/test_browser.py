@@ -218,31 +218,8 @@ def axe_ready():
         pytest.fail("axe-core is missing: run `make axe` (npm, into _build/node)")
 
 
-# Known content defects of the second edition's merged chapters, tracked here
-# (not hidden): each runs and reports XPASS once fixed. Follow-up: shorten the
-# chapters' code and output lines, and give numrefs/citations a contrast the
-# theme's link colour on hover meets.
-KNOWN = {
-    "width": ({"chapters/02_dropout", "chapters/03_early_stopping", "chapters/04_layernorm",
-               "chapters/05_residual", "chapters/06_putting_it_together", "chapters/api"},
-              "chapter code or output lines of 81-100 characters (notebook code, not the "
-              "package's, which tests/test_book_code.py keeps within 80)"),
-    "contrast": ({"chapters/00_overfitting", "chapters/04_layernorm"},
-                 "a numref/citation link's colour contrast, reported by axe only on these pages"),
-    "labels": ({"chapters/05_residual"},
-               "He et al. 2016a and 2016b: the text's author-year label lacks the a/b suffix"),
-}
-
-
-def known_defect(request: pytest.FixtureRequest, kind: str, doc: str) -> None:
-    docs, reason = KNOWN[kind]
-    if doc in docs:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
-
-
 @pytest.mark.parametrize("doc", PAGES)
-def test_no_serious_accessibility_violations(browser, server, axe_ready, doc: str, request):
-    known_defect(request, "contrast", doc)
+def test_no_serious_accessibility_violations(browser, server, axe_ready, doc: str):
     page, _, _ = open_page(browser, f"{server}/{doc}.html")
     try:
         found = severe_content_violations(run_axe(page))
@@ -302,8 +279,7 @@ MEASURE_PRE = """() => [...document.querySelectorAll('article pre')].map(pre => 
 
 
 @pytest.mark.parametrize("doc", PAGES)
-def test_code_blocks_fit_the_text_column(browser, server, doc: str, request):
-    known_defect(request, "width", doc)
+def test_code_blocks_fit_the_text_column(browser, server, doc: str):
     page, _, _ = open_page(browser, f"{server}/{doc}.html")
     try:
         blocks = [b for b in page.evaluate(MEASURE_PRE) if b["client"] > 0]
@@ -372,8 +348,7 @@ def plain(html: str) -> str:
 
 
 @pytest.mark.parametrize("doc", PAGES)
-def test_citation_labels_match_the_text(doc: str, request):
-    known_defect(request, "labels", doc)
+def test_citation_labels_match_the_text(doc: str):
     html = built(doc)
     labels = {cid: plain(label) for cid, label in LABEL.findall(html)}
     for span in CITATION.findall(html):

@@ -55,3 +55,31 @@ def test_a_cell_that_raises_fails_the_build(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert "the claim does not hold" in output or "AssertionError" in output, output[-3000:]
+
+
+def code_stamp(tmp_path: Path) -> str:
+    """Run ``make code-stamp`` on a cache and a package of tmp_path; its output."""
+    done = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "code-stamp", f"EXEC_CACHE={tmp_path / 'cache'}",
+         f"CODE_STAMP={tmp_path / 'stamp'}", f"STAMPED={tmp_path / 'pkg'}"],
+        capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_package_change_clears_the_executed_notebooks(tmp_path):
+    # jupyter-cache keys a chapter on its own code; a stale copy would show,
+    # and assert against, the package as it was.
+    (tmp_path / "pkg").mkdir()
+    module = tmp_path / "pkg" / "layers.py"
+    module.write_text("def forward(x):\n    return x\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert "afresh" in code_stamp(tmp_path) and not cache.exists()   # no stamp yet
+    cache.mkdir()
+    assert code_stamp(tmp_path) == "" and cache.exists()             # unchanged: kept
+    module.write_text("def forward(x):\n    return 2 * x\n")
+    assert "afresh" in code_stamp(tmp_path) and not cache.exists()   # changed: cleared
+    cache.mkdir()
+    (tmp_path / "pkg" / "new.py").write_text("")
+    assert "afresh" in code_stamp(tmp_path) and not cache.exists()   # a new file too

@@ -13,6 +13,7 @@ from regmlp.exercises._common import (
     call_pure,
     diagnose,
     expect_tuple,
+    passed,
     run_learner_code,
     unchanged,
 )
@@ -110,3 +111,14 @@ def test_assert_close_reports_the_largest_difference_or_nan():
         assert_close([1.0, np.nan], np.array([1.0, 2.0]), what="v", hint="h")
     with pytest.raises(AssertionError, match=r"v has shape \(3,\), expected \(2,\)"):
         assert_close([1.0, 2.0, 3.0], np.array([1.0, 2.0]), what="v", hint="h")
+
+
+def test_passed_keeps_its_lines_within_the_books_code_width(capsys):
+    message = "input_dropout_l2: lam_j = 2p/(1-p) * mean_i x_ij^2, chapter 1's L2 per weight."
+    passed(message)
+    out = capsys.readouterr().out
+    assert out.startswith("Correct: input_dropout_l2")
+    assert len(out.splitlines()) == 2 and max(map(len, out.splitlines())) <= 79
+    assert " ".join(out.split()) == f"Correct: {message}"   # nothing lost or broken
+    passed("short")
+    assert capsys.readouterr().out == "Correct: short\n"

@@ -41,8 +41,10 @@ Accessibility (HTML)
 
 Citation labels
     The ``authoryear`` pybtex style labels a work "Ba et al., 2016", as the
-    text cites it (``bibtex_reference_style: author_year``), instead of
-    alpha's "BKH16".
+    text cites it, instead of alpha's "BKH16". Two works of one first author
+    and year are told apart by a letter ("He et al., 2016a" and "2016b"); the
+    ``author_year_label`` reference style takes the year of a citation from
+    that label, so the text cites the work as the list names it.
 """
 
 from __future__ import annotations
@@ -266,8 +268,75 @@ def _register_authoryear_style() -> None:
     register_plugin("pybtex.style.formatting", "authoryear", AuthorYearStyle, force=True)
 
 
+def label_year(label: str) -> str:
+    """The year of an author-year label, with its letter: 'He et al., 2016a' -> '2016a'."""
+    return label.rsplit(", ", 1)[-1]
+
+
+def _register_label_year_references() -> None:
+    """sphinxcontrib-bibtex's ``author_year`` citations, with the year from the label."""
+    from dataclasses import dataclass, fields
+
+    from pybtex.richtext import Text
+    from sphinxcontrib.bibtex.plugin import register_plugin
+    from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+    from sphinxcontrib.bibtex.style.referencing.basic_author_year import (
+        BasicAuthorYearParentheticalReferenceStyle as Parenthetical,
+    )
+    from sphinxcontrib.bibtex.style.referencing.basic_author_year import (
+        BasicAuthorYearTextualReferenceStyle as Textual,
+    )
+    from sphinxcontrib.bibtex.style.template import (
+        join,
+        join2,
+        node,
+        post_text,
+        pre_text,
+        reference,
+    )
+
+    @node
+    def year(children, data):
+        assert not children
+        return Text(label_year(data["formatted_entry"].label))
+
+    @dataclass
+    class ParentheticalLabelYear(Parenthetical):
+        def inner(self, role_name: str):   # as the parent's, with this year
+            return join2(sep1=self.pre_text_sep, sep2=self.post_text_sep)[
+                pre_text,
+                reference[join(sep=self.author_year_sep)[
+                    self.person.author_or_editor_or_title(full="s" in role_name), year]],
+                post_text]
+
+    @dataclass
+    class TextualLabelYear(Textual):
+        def inner(self, role_name: str):   # as the parent's, with this year
+            return join(sep=self.text_reference_sep)[
+                self.person.author_or_editor_or_title(full="s" in role_name),
+                join[self.bracket.left,
+                     join2(sep1=self.pre_text_sep, sep2=self.post_text_sep)[
+                         pre_text, reference[year], post_text],
+                     self.bracket.right]]
+
+    @dataclass
+    class AuthorYearLabelReferenceStyle(AuthorYearReferenceStyle):
+        def __post_init__(self):
+            super().__post_init__()
+            swap = {Parenthetical: ParentheticalLabelYear, Textual: TextualLabelYear}
+            self.styles[:] = [
+                swap[type(s)](**{f.name: getattr(s, f.name) for f in fields(s)})
+                if type(s) in swap else s for s in self.styles]
+            self.role_style.update((role, style) for style in self.styles
+                                   for role in style.role_names())
+
+    register_plugin("sphinxcontrib.bibtex.style.referencing", "author_year_label",
+                    AuthorYearLabelReferenceStyle, force=True)
+
+
 def setup(app):
     _register_authoryear_style()
+    _register_label_year_references()
     app.connect("env-get-updated", number_by_chapter, priority=900)
     app.add_post_transform(LatexTitles)
     app.add_post_transform(OneBibliography)

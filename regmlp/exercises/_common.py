@@ -4,7 +4,7 @@ A checker takes the learner's code (usually a function), runs it on small,
 fixed inputs, compares the result with the right answer and raises
 ``AssertionError`` with a message a learner can act on: what was expected, what
 came back, and the most likely cause. When everything is right it prints one
-line saying so.
+line (or more, within 79 characters) saying so.
 
 The helpers here carry the patterns every checker repeats, in the order a
 checker applies them (types and in-place changes before values, so that a
@@ -27,6 +27,7 @@ learner is told what is really wrong rather than shown a NumPy traceback):
 from __future__ import annotations
 
 import copy
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -189,5 +190,6 @@ def assert_close(actual: Any, expected: np.ndarray, *, what: str, hint: str,
 
 
 def passed(message: str) -> None:
-    """Report a passed check."""
-    print(f"Correct: {message}")
+    """Report a passed check, in lines of at most 79 characters (the book's code width)."""
+    print(textwrap.fill(f"Correct: {message}", width=79, subsequent_indent="  ",
+                        break_long_words=False, break_on_hyphens=False))
