@@ -85,10 +85,11 @@ $(MATHJAX_DIR)/tex-mml-chtml.js: $(STAMP)
 # --- the book ---------------------------------------------------------------
 
 # jupyter-cache reuses a chapter's executed copy for as long as the notebook's
-# code is unchanged. The chapters also run regmlp, so a change to the package
-# or to the pinned versions clears the cache: the book shows, and its asserts
-# test, the code of this checkout.
-EXEC_CACHE := _build/.jupyter_cache
+# code is unchanged, and Sphinx does not even re-read an unchanged notebook.
+# The chapters also run regmlp, so a change to the package or to the pinned
+# versions clears both (the executed copies and Sphinx's doctrees): the book
+# shows, and its asserts test, the code of this checkout.
+EXEC_CACHE := _build/.jupyter_cache _build/.doctrees
 CODE_STAMP := _build/.jupyter_cache.code
 STAMPED := regmlp pyproject.toml constraints.txt
 code-stamp:

@@ -60,7 +60,8 @@ def test_a_cell_that_raises_fails_the_build(tmp_path):
 def code_stamp(tmp_path: Path) -> str:
     """Run ``make code-stamp`` on a cache and a package of tmp_path; its output."""
     done = subprocess.run(
-        ["make", "-s", "-C", str(ROOT), "code-stamp", f"EXEC_CACHE={tmp_path / 'cache'}",
+        ["make", "-s", "-C", str(ROOT), "code-stamp",
+         f"EXEC_CACHE={tmp_path / 'cache'} {tmp_path / 'doctrees'}",
          f"CODE_STAMP={tmp_path / 'stamp'}", f"STAMPED={tmp_path / 'pkg'}"],
         capture_output=True, text=True, check=True)
     return done.stdout
@@ -73,9 +74,11 @@ def test_a_package_change_clears_the_executed_notebooks(tmp_path):
     (tmp_path / "pkg").mkdir()
     module = tmp_path / "pkg" / "layers.py"
     module.write_text("def forward(x):\n    return x\n")
-    cache = tmp_path / "cache"
+    cache, doctrees = tmp_path / "cache", tmp_path / "doctrees"
     cache.mkdir()
+    doctrees.mkdir()
     assert "afresh" in code_stamp(tmp_path) and not cache.exists()   # no stamp yet
+    assert not doctrees.exists()      # Sphinx must re-read the chapters too
     cache.mkdir()
     assert code_stamp(tmp_path) == "" and cache.exists()             # unchanged: kept
     module.write_text("def forward(x):\n    return 2 * x\n")
