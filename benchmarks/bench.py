@@ -570,8 +570,8 @@ def cell_seconds(nb) -> list[float]:
     for cell in nb.cells:
         timing = cell.get("metadata", {}).get("execution", {})
         if "iopub.status.busy" in timing and "shell.execute_reply" in timing:
-            begin = dt.datetime.fromisoformat(timing["iopub.status.busy"].rstrip("Z"))
-            end = dt.datetime.fromisoformat(timing["shell.execute_reply"].rstrip("Z"))
+            begin = dt.datetime.fromisoformat(timing["iopub.status.busy"])
+            end = dt.datetime.fromisoformat(timing["shell.execute_reply"])
             out.append((end - begin).total_seconds())
     return out
 
