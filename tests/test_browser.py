@@ -20,11 +20,13 @@ citation labels that match the text.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import re
 import shutil
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -62,16 +64,26 @@ def toc_files() -> list[str]:
 PAGES = toc_files()
 
 
+@contextlib.contextmanager
+def serve(directory: Path):
+    """An HTTP server on a free local port for ``directory``; yields its URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture(scope="module")
 def server():
     if not (HTML / "index.html").exists():
         pytest.fail("the book is not built: run `make book` first (make test does it)")
-    handler = functools.partial(_QuietHandler, directory=str(HTML))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serve(HTML) as url:
+        yield url
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -90,66 +102,141 @@ def browser():
         browser.close()
 
 
-def open_page(browser, url: str):
-    """Load ``url``; return the page, the outside requests and the script errors."""
+LOCAL = ("http://127.0.0.1", "data:", "blob:")
+
+# What the checks need before they look, awaited in the page: the web fonts,
+# every image (lazy ones loaded now), and MathJax's first typesetting. This
+# replaces Playwright's "networkidle" (500 ms without requests), which its
+# docs discourage and which timed out on busy machines with nothing pending.
+READY = """() => {
+    window.__bookReady = false;
+    const loaded = img => img.complete ? null : new Promise(done => {
+        img.addEventListener('load', done, {once: true});
+        img.addEventListener('error', done, {once: true});
+    });
+    const images = [...document.images];
+    images.forEach(img => { img.loading = 'eager'; });
+    Promise.all([document.fonts.ready, ...images.map(loaded)])
+        .then(() => window.MathJax && MathJax.startup && MathJax.startup.promise)
+        .then(() => { window.__bookReady = true; });
+}"""
+
+
+@dataclass
+class Opened:
+    """A loaded page, the requests it tried to send off the machine, its script errors."""
+    page: object
+    outside: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    pending: dict[str, None] = field(default_factory=dict)
+
+
+def open_page(browser, url: str) -> Opened:
+    """Load ``url`` and wait until its fonts, images and math are ready.
+
+    Requests that would leave the machine are recorded and aborted, so none
+    can hang the page. If the page is not ready in time, the failure names
+    the requests still in flight.
+    """
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     # The API page is large and the machine may be busy (pytest -n 2 beside
     # the kernels): 30 s, Playwright's default, has been too short for it.
     page.set_default_timeout(90_000)
-    outside, errors = [], []
-    page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
-            else outside.append(r.url))
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    opened = Opened(page)
+
+    def abort_outside(route) -> None:
+        opened.outside.append(route.request.url)
+        route.abort()
+
+    page.route(lambda url: not url.startswith(LOCAL), abort_outside)
+    page.on("pageerror", lambda exc: opened.errors.append(str(exc)))
+    page.on("request", lambda r: opened.pending.setdefault(r.url))
+    page.on("requestfinished", lambda r: opened.pending.pop(r.url, None))
+    page.on("requestfailed", lambda r: opened.pending.pop(r.url, None))
     response = page.goto(url, wait_until="load")
     assert response is not None and response.status == 200, f"{url}: HTTP {response.status}"
-    page.wait_for_load_state("networkidle")
-    return page, outside, errors
+    page.evaluate(READY)
+    try:
+        page.wait_for_function("window.__bookReady === true")
+    except Exception as exc:  # Playwright's TimeoutError
+        pytest.fail(f"{url} not ready ({exc}); requests in flight: {list(opened.pending)}")
+    return opened
+
+
+@pytest.fixture(scope="module")
+def opened(browser, server):
+    """Each page loaded once and shared by the checks below (they only read it)."""
+    cache: dict[str, Opened] = {}
+
+    def get(doc: str) -> Opened:
+        if doc not in cache:
+            cache[doc] = open_page(browser, f"{server}/{doc}.html")
+        return cache[doc]
+
+    yield get
+    for item in cache.values():
+        item.page.close()
+
+
+def test_outside_requests_are_recorded_and_cannot_hang_the_page(browser, tmp_path):
+    # An image from another host, as a theme or a notebook could add: it is
+    # aborted (no network here could answer it) and reported, and the page
+    # is ready at once instead of waiting for it.
+    (tmp_path / "page.html").write_text(
+        '<html><body><img alt="a remote image" src="https://example.org/x.png">'
+        '<img alt="a local image" src="local.svg"></body></html>')
+    (tmp_path / "local.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"></svg>')
+    with serve(tmp_path) as url:
+        loaded = open_page(browser, f"{url}/page.html")
+        try:
+            assert loaded.outside == ["https://example.org/x.png"]
+            assert loaded.pending == {}
+            assert loaded.page.evaluate("() => document.images[1].naturalWidth") == 4
+        finally:
+            loaded.page.close()
 
 
 @pytest.mark.parametrize("doc", PAGES)
-def test_page(browser, server, doc: str):
-    page, outside, errors = open_page(browser, f"{server}/{doc}.html")
-    try:
-        # MathJax typesets after load; wait until it says it is done.
-        has_math = page.locator(".math").count() > 0
-        if has_math:
-            page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise",
-                                   timeout=20_000)
-            page.evaluate("() => MathJax.startup.promise.then(() => true)")
-            typeset = page.locator("mjx-container").count()
-            assert typeset >= page.locator(".math").count(), f"{doc}: math left untypeset"
-            assert page.locator("mjx-merror").count() == 0, f"{doc}: a formula has a TeX error"
+def test_page(opened, doc: str):
+    loaded = opened(doc)
+    page, outside, errors = loaded.page, loaded.outside, loaded.errors
+    # open_page waited for MathJax's first typesetting, when MathJax runs.
+    if page.locator(".math").count() > 0:
+        assert page.evaluate("() => Boolean(window.MathJax && MathJax.startup)"), (
+            f"{doc}: MathJax did not start")
+        typeset = page.locator("mjx-container").count()
+        assert typeset >= page.locator(".math").count(), f"{doc}: math left untypeset"
+        assert page.locator("mjx-merror").count() == 0, f"{doc}: a formula has a TeX error"
 
-        body = page.locator("article.bd-article")
-        assert body.count() == 1, f"{doc}: no article on the page"
-        text = body.inner_text()
-        assert "Traceback (most recent call last)" not in text, f"{doc}: a traceback is shown"
-        assert page.locator(".output.traceback, .output.error").count() == 0, (
-            f"{doc}: a cell error is shown")
-        assert page.locator(".problematic").count() == 0, f"{doc}: a broken reference is shown"
+    body = page.locator("article.bd-article")
+    assert body.count() == 1, f"{doc}: no article on the page"
+    text = body.inner_text()
+    assert "Traceback (most recent call last)" not in text, f"{doc}: a traceback is shown"
+    assert page.locator(".output.traceback, .output.error").count() == 0, (
+        f"{doc}: a cell error is shown")
+    assert page.locator(".problematic").count() == 0, f"{doc}: a broken reference is shown"
 
-        for img in body.locator("img").all():
-            img.scroll_into_view_if_needed()
-            box = img.bounding_box()
-            natural = img.evaluate("el => el.complete ? el.naturalWidth : 0")
-            src = img.get_attribute("src")
-            assert natural > 0, f"{doc}: image {src} did not load"
-            assert box and box["width"] > 0 and box["height"] > 0, f"{doc}: image {src} is empty"
+    for img in body.locator("img").all():
+        img.scroll_into_view_if_needed()
+        box = img.bounding_box()
+        natural = img.evaluate("el => el.complete ? el.naturalWidth : 0")
+        src = img.get_attribute("src")
+        assert natural > 0, f"{doc}: image {src} did not load"
+        assert box and box["width"] > 0 and box["height"] > 0, f"{doc}: image {src} is empty"
 
-        nav = page.locator("nav.bd-docs-nav")
-        hrefs = [a.get_attribute("href") for a in nav.locator("a").all()]
-        for other in PAGES[1:]:
-            name = Path(other).name + ".html"
-            assert any(h and h.split("#")[0].endswith(name) for h in hrefs) or other == doc, (
-                f"{doc}: the navigation does not list {other}")
+    nav = page.locator("nav.bd-docs-nav")
+    hrefs = [a.get_attribute("href") for a in nav.locator("a").all()]
+    for other in PAGES[1:]:
+        name = Path(other).name + ".html"
+        assert any(h and h.split("#")[0].endswith(name) for h in hrefs) or other == doc, (
+            f"{doc}: the navigation does not list {other}")
 
-        assert not errors, f"{doc}: JavaScript errors: {errors}"
-        assert not outside, f"{doc}: requests left the machine: {outside[:5]}"
+    assert not errors, f"{doc}: JavaScript errors: {errors}"
+    assert not outside, f"{doc}: requests left the machine: {outside[:5]}"
 
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{Path(doc).name}.png"), full_page=True)
-    finally:
-        page.close()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{Path(doc).name}.png"), full_page=True)
 
 
 def test_every_chapter_is_in_the_toc():
@@ -219,12 +306,8 @@ def axe_ready():
 
 
 @pytest.mark.parametrize("doc", PAGES)
-def test_no_serious_accessibility_violations(browser, server, axe_ready, doc: str):
-    page, _, _ = open_page(browser, f"{server}/{doc}.html")
-    try:
-        found = severe_content_violations(run_axe(page))
-    finally:
-        page.close()
+def test_no_serious_accessibility_violations(opened, axe_ready, doc: str):
+    found = severe_content_violations(run_axe(opened(doc).page))
     assert not found, f"{doc}: axe-core finds {len(found)}:\n" + "\n".join(found)
 
 
@@ -247,13 +330,9 @@ def test_alt_text_check_rejects_paths_and_hashes():
 
 
 @pytest.mark.parametrize("doc", PAGES)
-def test_every_image_has_alt_text(browser, server, doc: str):
-    page, _, _ = open_page(browser, f"{server}/{doc}.html")
-    try:
-        images = page.evaluate("""() => [...document.querySelectorAll('article img')]
-            .map(i => ({src: i.getAttribute('src'), alt: i.getAttribute('alt')}))""")
-    finally:
-        page.close()
+def test_every_image_has_alt_text(opened, doc: str):
+    images = opened(doc).page.evaluate("""() => [...document.querySelectorAll('article img')]
+        .map(i => ({src: i.getAttribute('src'), alt: i.getAttribute('alt')}))""")
     bad = [f"{i['src']} (alt={i['alt']!r})" for i in images if not is_real_alt_text(i["alt"])]
     assert not bad, (f"{doc}: images without real alt text (set the cell's metadata "
                      f'"mystnb": {{"image": {{"alt": "..."}}}}): {bad}')
@@ -279,12 +358,8 @@ MEASURE_PRE = """() => [...document.querySelectorAll('article pre')].map(pre => 
 
 
 @pytest.mark.parametrize("doc", PAGES)
-def test_code_blocks_fit_the_text_column(browser, server, doc: str):
-    page, _, _ = open_page(browser, f"{server}/{doc}.html")
-    try:
-        blocks = [b for b in page.evaluate(MEASURE_PRE) if b["client"] > 0]
-    finally:
-        page.close()
+def test_code_blocks_fit_the_text_column(opened, doc: str):
+    blocks = [b for b in opened(doc).page.evaluate(MEASURE_PRE) if b["client"] > 0]
     narrow = [b for b in blocks if b["columns"] < COLUMN_CHARACTERS]
     assert not narrow, (f"{doc}: code blocks that hold fewer than {COLUMN_CHARACTERS} "
                         f"characters: {[round(b['columns'], 1) for b in narrow]}")
