@@ -138,3 +138,28 @@ def test_citations_resolve_on_their_own_page(path):
         assert ":filter: docname in docnames" in text, (
             f"{path.name}: its {{bibliography}} needs ':filter: docname in docnames'"
         )
+
+
+GLUED = re.compile(r'\bglue\(\s*"([^"{}]+)"')  # a literal key; f-string keys vary
+SHOWN = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
+
+
+def unused_glue_keys(notebook: dict) -> list[str]:
+    """Keys a code cell glues under a literal name that no markdown cell shows."""
+    code, text = ("\n".join("".join(c["source"]) for c in notebook["cells"]
+                            if c["cell_type"] == kind) for kind in ("code", "markdown"))
+    return sorted(set(GLUED.findall(code)) - set(SHOWN.findall(text)))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=rel)
+def test_every_glued_number_is_shown(path):
+    # A glued value nobody reads is dead code, or prose that lost its number.
+    assert unused_glue_keys(read_notebook(path)) == []
+
+
+def test_unused_glue_check_catches_a_forgotten_key():
+    code = 'glue("a_mean", 1.0, display=False)\nglue("a_max", 2.0, display=False)'
+    text = "The mean is {glue:text}`a_mean:.2f`."
+    notebook = {"cells": [{"cell_type": "code", "source": [code]},
+                          {"cell_type": "markdown", "source": [text]}]}
+    assert unused_glue_keys(notebook) == ["a_max"]
