@@ -156,9 +156,10 @@ def open_page(browser, url: str) -> Opened:
     response = page.goto(url, wait_until="load")
     assert response is not None and response.status == 200, f"{url}: HTTP {response.status}"
     page.evaluate(READY)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     try:
         page.wait_for_function("window.__bookReady === true")
-    except Exception as exc:  # Playwright's TimeoutError
+    except PlaywrightTimeout as exc:
         pytest.fail(f"{url} not ready ({exc}); requests in flight: {list(opened.pending)}")
     return opened
 
