@@ -138,6 +138,8 @@ def open_page(browser, url: str) -> Opened:
     can hang the page. If the page is not ready in time, the failure names
     the requests still in flight.
     """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # the fixture has it
+
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     # The API page is large and the machine may be busy (pytest -n 2 beside
     # the kernels): 30 s, Playwright's default, has been too short for it.
@@ -156,7 +158,6 @@ def open_page(browser, url: str) -> Opened:
     response = page.goto(url, wait_until="load")
     assert response is not None and response.status == 200, f"{url}: HTTP {response.status}"
     page.evaluate(READY)
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     try:
         page.wait_for_function("window.__bookReady === true")
     except PlaywrightTimeout as exc:
